@@ -250,6 +250,7 @@ class Program:
     statements: tuple[Statement, ...]
     comments: tuple[Comment, ...] = field(default=(), compare=False)
     file: str = field(default="<string>", compare=False)
+    text: str = field(default="", compare=False, repr=False)  # for rendering diagnostics
 
 
 def children(node) -> tuple:

@@ -147,6 +147,30 @@ def _has_layer_operand(x) -> bool:
     return _is_layer(x)
 
 
+def as_layer(x):
+    """``x`` read in a position that must be a layer expression.
+
+    ``b*2`` becomes a repeat of block ``b``, ``(a + b)`` a residual add, a bare name a
+    block reference.  Resolve uses this too, for ``name = b*2`` once it knows ``b`` is a
+    block.  Loops over ``*`` spines; recursion only through parentheses (bounded).
+    """
+    counts = []
+    while isinstance(x, A.BinOp) and x.op == "*":
+        counts.append((x.right, x.span))
+        x = x.left
+    if isinstance(x, A.Name):
+        x = A.Call(x.name, None, x.span, x.span)
+    elif isinstance(x, A.Paren):
+        inner = x.inner
+        if isinstance(inner, A.BinOp) and inner.op == "+":
+            x = A.Branches("+", tuple(as_layer(i) for i in _plus_spine(inner)), x.span)
+        else:
+            x = A.Group(as_layer(inner), x.span)
+    for count, span in reversed(counts):
+        x = A.Repeat(x, count, span)
+    return x
+
+
 class _Builder(lark.Transformer):
     """Builds AST nodes while the LALR parser reduces (Lark's inline transformer)."""
 
@@ -166,22 +190,7 @@ class _Builder(lark.Transformer):
         self.ctx.diags.append(Diagnostic(code, message, span, help=help, label=label))
 
     def as_layer(self, x):
-        """``x`` in a position that must be a layer expression."""
-        counts = []
-        while isinstance(x, A.BinOp) and x.op == "*":
-            counts.append((x.right, x.span))
-            x = x.left
-        if isinstance(x, A.Name):
-            x = A.Call(x.name, None, x.span, x.span)
-        elif isinstance(x, A.Paren):
-            inner = x.inner
-            if isinstance(inner, A.BinOp) and inner.op == "+":
-                x = A.Branches("+", tuple(self.as_layer(i) for i in _plus_spine(inner)), x.span)
-            else:
-                x = A.Group(self.as_layer(inner), x.span)
-        for count, span in reversed(counts):
-            x = A.Repeat(x, count, span)
-        return x
+        return as_layer(x)
 
     # statements
     def start(self, c):
@@ -704,7 +713,7 @@ def parse_source(source: Source) -> A.Program:
     seen = set()
     uniq = [c for c in comments if not (c.span.start in seen or seen.add(c.span.start))]
     return A.Program(tuple(statements), tuple(sorted(uniq, key=lambda c: c.span.start)),
-                     source.name)
+                     source.name, text)
 
 
 def _dedupe(diags):
