@@ -142,8 +142,14 @@ def render(d: Diagnostic, sources: Optional[dict] = None, color: bool = False) -
                 out.append(f"{num} {line}")
                 out.append(f"{bar} {_style(carets + label, d.severity, color)}")
     pad = " " * gutter
-    for frame in reversed(d.trace):
-        out.append(f"{pad}= note: in block `{frame.name}`, called at {frame.span}")
+    frames = list(reversed(d.trace))
+    if len(frames) > 6:  # innermost three, outermost two
+        frames = frames[:3] + [None] + frames[-2:]
+    for frame in frames:
+        if frame is None:
+            out.append(f"{pad}= note: ... {len(d.trace) - 5} more block calls ...")
+        else:
+            out.append(f"{pad}= note: in block `{frame.name}`, called at {frame.span}")
     for note in d.notes:
         out.append(f"{pad}= note: {note}")
     if d.help:
