@@ -10,10 +10,11 @@ of its own.  Nothing here imports jax: the checker path stays light.
 from .diagnostics import (Diagnostic, ParseError, PatternNetError, ResolveError, ShapeError,
                           SourceError)
 from .parse import parse
+from .resolve import Family, Network, resolve
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Diagnostic", "ParseError", "PatternNetError", "ResolveError", "ShapeError", "SourceError",
-    "parse", "__version__",
+    "Family", "Network", "parse", "resolve", "__version__",
 ]

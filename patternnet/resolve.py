@@ -786,3 +786,18 @@ def _check_defines(r: _Resolver, define: dict, sources) -> None:
                                                + ", ".join(known) if known else
                                                "the file defines no constants or ranges"))],
             sources)
+
+
+def select_all(program: A.Program) -> list:
+    """The networks of ``program`` in file order (None for the default network).
+
+    ``[None]`` when there is none, so that resolving reports why.
+    """
+    try:
+        r = _Resolver(program, {}, True)
+    except ResolveError:
+        return [None]  # resolving will report the duplicate definitions
+    named = sorted(r.defs.networks.items(), key=lambda kv: kv[1].span.start)
+    names = [None] if r.defs.default is not None else []
+    names += [name for name, _ in named]
+    return names or [None]
