@@ -1,0 +1,176 @@
+"""The Python entry points: ``check`` and ``expand`` (``compile`` lives in the backend).
+
+Each takes a path or source text, runs parse -> resolve -> check, and either returns
+plain frozen data or raises a ``PatternNetError`` carrying every diagnostic.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Optional, Union
+
+from . import limits
+from .ast import Program
+from .check import CheckedNet, _check
+from .diagnostics import Diagnostic, PatternNetError, ResolveError, ShapeError, SourceError
+from .parse import parse_source
+from .resolve import Family, Network, resolve
+from .source import Source, read
+
+
+def load(source_or_path: Union[str, os.PathLike, Program]) -> Program:
+    """A parsed program from a path, source text or an already parsed ``Program``."""
+    if isinstance(source_or_path, Program):
+        return source_or_path
+    if isinstance(source_or_path, os.PathLike):
+        return parse_source(read(source_or_path))
+    text = str(source_or_path)
+    if _looks_like_path(text):
+        return parse_source(read(text))
+    return parse_source(Source("<string>", text))
+
+
+def _looks_like_path(s: str) -> bool:
+    if "\n" in s or "->" in s or "(" in s:
+        return False
+    return s.endswith(".pn") or os.path.sep in s or os.path.isfile(s)
+
+
+def parse_shape(value) -> Optional[tuple]:
+    """``"64x64x3"``, ``"784"``, ``(64, 64, 3)`` or None -> a shape tuple."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            dims = tuple(int(p) for p in value.lower().split("x"))
+        except ValueError:
+            dims = ()
+    else:
+        dims = tuple(value)
+    if len(dims) not in (1, 3) or not all(isinstance(d, int) and d >= 1 for d in dims):
+        raise SourceError([Diagnostic("E004", f"input shape {value!r} is not HxWxC or D",
+                                      help="write it like 224x224x3 (an image) or 784 (a vector)")])
+    return dims
+
+
+@dataclass(frozen=True)
+class Member:
+    """One member of a family: a binding of its ranges and an on/off for each `?`."""
+    bindings: tuple[tuple[str, int], ...]
+    choices: tuple[bool, ...]
+    net: Optional[CheckedNet] = None
+    error: Optional[PatternNetError] = field(default=None, compare=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.net is not None
+
+    @property
+    def label(self) -> str:
+        parts = [f"{k}={v}" for k, v in self.bindings]
+        if self.choices:
+            parts.append("?=" + "".join("1" if c else "0" for c in self.choices))
+        return " ".join(parts) or "(single)"
+
+
+@dataclass(frozen=True)
+class CheckedFamily:
+    name: Optional[str]
+    free: tuple                     # resolve.FreeRange
+    members: tuple[Member, ...]
+
+    @property
+    def failures(self) -> tuple[Member, ...]:
+        return tuple(m for m in self.members if not m.ok)
+
+    @property
+    def label(self) -> str:
+        return self.name or "(default network)"
+
+
+def check(source_or_path, *, net: Optional[str] = None, define: Optional[dict] = None,
+          input_shape=None, classes: Optional[int] = None, strict: bool = False,
+          ) -> Union[CheckedNet, CheckedFamily]:
+    """Check a network: every layer's shape, parameters and MACs.
+
+    A network with free ranges (a family) is checked member by member, each binding
+    and each on/off of every ``?``; any failing member raises ``ShapeError`` naming
+    its binding.  Returns a ``CheckedNet`` (``.layers``, ``.totals``, ``.params``) or
+    a ``CheckedFamily``.
+    """
+    program = load(source_or_path)
+    shape = parse_shape(input_shape)
+    resolved = resolve(program, net=net, define=define)
+    if isinstance(resolved, Network):
+        result, _ = _check(resolved, shape, classes, strict, ())
+        if isinstance(result, PatternNetError):
+            raise result
+        return result
+    fam = _family(resolved, shape, classes, strict)
+    if fam.failures:
+        raise _family_error(fam, program)
+    return fam
+
+
+def expand(source_or_path, *, net=None, define=None, input_shape=None, classes=None,
+           strict=False) -> CheckedFamily:
+    """Every member of a family (or of one network's `?` choices), failing ones included."""
+    program = load(source_or_path)
+    shape = parse_shape(input_shape)
+    resolved = resolve(program, net=net, define=define)
+    return _family(resolved, shape, classes, strict)
+
+
+def _family(resolved, shape, classes, strict) -> CheckedFamily:
+    if isinstance(resolved, Network):
+        nets = [({}, resolved)]
+        free, name = (), resolved.name
+    else:
+        nets = list(resolved.members())
+        free, name = resolved.free, resolved.name
+    members: list[Member] = []
+    for binding, net in nets:
+        bind = tuple(binding.items())
+        if isinstance(net, PatternNetError):
+            members.append(Member(bind, (), None, net))
+        else:
+            _explore(net, shape, classes, strict, [], bind, members)
+        if len(members) > limits.MAX_FAMILY_MEMBERS:
+            raise ResolveError([Diagnostic(
+                "E216", f"the family has more than {limits.MAX_FAMILY_MEMBERS:,} members "
+                "(limit MAX_FAMILY_MEMBERS), counting each on/off of every `?`",
+                help="narrow the ranges or fix some with -D name=value")])
+    return CheckedFamily(name, free, tuple(members))
+
+
+def _explore(net: Network, shape, classes, strict, prefix: list, bind, out: list) -> None:
+    """Depth-first over the on/off of each `?` met; a choice to keep a `?` that does not
+    fit is the same member as leaving it out, so it is not listed twice."""
+    stack = [list(prefix)]
+    while stack:
+        choices = stack.pop()
+        result, w = _check(net, shape, classes, strict, choices)
+        if w.dropped_on:
+            continue
+        if isinstance(result, PatternNetError):
+            out.append(Member(bind, tuple(w.made), None, result))
+            continue
+        if w.choice_at > len(choices):
+            stack.append(choices + [False])
+            stack.append(choices + [True])
+            continue
+        out.append(Member(bind, tuple(choices), result, None))
+        if len(out) > limits.MAX_FAMILY_MEMBERS:
+            return
+
+
+def _family_error(fam: CheckedFamily, program: Program) -> ShapeError:
+    diags = []
+    for m in fam.failures:
+        for d in m.error.diagnostics:
+            if d.severity != "error":
+                continue
+            diags.append(Diagnostic(d.code, f"member {m.label}: {d.message}", d.span, d.help,
+                                    d.notes, d.severity, d.label, d.trace))
+    return ShapeError(diags[: limits.MAX_ERRORS], {program.file: program.text})

@@ -1,0 +1,514 @@
+"""Check stage: a resolved ``Network`` -> a ``CheckedNet`` with every shape, count and cost.
+
+Pure Python; never imports jax or numpy.  Each layer kind has one shape rule in
+``SHAPE_RULES`` (see ``rules.py``); this module walks the resolved network in
+execution order, expands repeats copy by copy, decides each ``?``, names every
+layer with a stable path, applies the bare-layer defaults, and collects errors
+(E3xx), lints (E320-E323, errors under ``strict``) and notes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional, Sequence, Union
+
+from . import limits
+from .ast import Span
+from .diagnostics import Diagnostic, Frame, ShapeError
+from .layers import CONTEXT, LAYERS, REQUIRED
+from .resolve import Network, RBlock, RBranches, RLayer, ROptional, RRepeat, RSeq
+from .rules import SHAPE_RULES, RuleError, fmt_shape
+
+DEFAULT_INPUT = (32, 32, 3)
+DEFAULT_CLASSES = 10
+BARE_FIRST_FILTERS = 32
+BARE_MAX_FILTERS = 512
+BARE_HIDDEN_UNITS = 128
+PARAM_KINDS = ("CONV", "FC", "BN")
+
+# --- the checked graph ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CLayer:
+    path: str                                # e.g. "stage2.bottleneck1.conv2"
+    kind: str                                # canonical layer name
+    args: tuple[tuple[str, Any], ...]        # every argument, defaults filled in
+    in_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]
+    params: int                              # trainable
+    state: int                               # non-trainable (BN running statistics)
+    macs: int
+    rf: tuple[int, int]                      # receptive field on the input image
+    jump: tuple[int, int]                    # effective stride
+    span: Span = field(compare=False)
+    trace: tuple[Frame, ...] = field(default=(), compare=False)
+    notes: tuple[str, ...] = ()              # e.g. "flattens 7x7x512", "bare: 64 filters"
+    given: tuple[str, ...] = ()              # the arguments written in the file
+
+    def arg(self, name: str) -> Any:
+        return dict(self.args)[name]
+
+    @property
+    def activations(self) -> int:
+        n = 1
+        for d in self.out_shape:
+            n *= d
+        return n
+
+
+@dataclass(frozen=True)
+class CSeq:
+    items: tuple["CNode", ...]
+
+
+@dataclass(frozen=True)
+class CRepeat:
+    """``body*count`` with each copy checked (and named) on its own."""
+    copies: tuple[CSeq, ...]
+    span: Span = field(compare=False)
+
+
+@dataclass(frozen=True)
+class CBranches:
+    op: str
+    branches: tuple[CSeq, ...]
+    out_shape: tuple[int, ...]
+    span: Span = field(compare=False)
+
+
+CNode = Union[CLayer, CSeq, CRepeat, CBranches]
+
+
+@dataclass(frozen=True)
+class Totals:
+    params: int
+    state: int
+    macs: int
+    activations: int          # elements of every layer output, batch 1
+
+    @property
+    def flops(self) -> int:
+        return 2 * self.macs
+
+    @property
+    def param_bytes(self) -> int:
+        return 4 * (self.params + self.state)
+
+    @property
+    def activation_bytes(self) -> int:
+        return 4 * self.activations
+
+
+@dataclass(frozen=True)
+class CheckedNet:
+    name: Optional[str]
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+    graph: CSeq
+    layers: tuple[CLayer, ...]               # execution order
+    totals: Totals
+    notes: tuple[Diagnostic, ...] = ()       # dropped `?`, lints when not strict
+    bindings: tuple[tuple[str, int], ...] = ()
+    choices: tuple[bool, ...] = ()           # the on/off of each `?`, in order met
+    file: str = field(default="<string>", compare=False)
+
+    @property
+    def params(self) -> int:
+        return self.totals.params
+
+    @property
+    def macs(self) -> int:
+        return self.totals.macs
+
+    @property
+    def label(self) -> str:
+        return self.name or "(default network)"
+
+
+# --- the walk ------------------------------------------------------------------------
+
+
+class _Fail(Exception):
+    def __init__(self, diag: Diagnostic):
+        super().__init__(diag.message)
+        self.diag = diag
+
+
+@dataclass
+class _Copy:
+    """The copy of a repeat being checked, and the spatial sizes each copy went through."""
+    span: Span
+    index: int
+    count: int
+    trails: list  # one list of sizes per copy so far; shared by all copies of the repeat
+
+    @property
+    def trail(self) -> list:
+        return self.trails[-1]
+
+
+class _Walker:
+    def __init__(self, net: Network, input_shape, classes, strict, choices, classifier):
+        self.net = net
+        self.input_shape = input_shape
+        self.classes = classes
+        self.strict = strict
+        self.choices = list(choices or ())
+        self.choice_at = 0
+        self.dropped_on: list[int] = []       # `?` instances asked on that did not fit
+        self.made: list[bool] = []
+        self.classifier = classifier           # ordinal of the bare FC that gets `classes`
+        self.param_ordinal = 0
+        self.last_param: Optional[tuple[int, bool]] = None  # (ordinal, is a bare FC)
+        self.layers: list[CLayer] = []
+        self.notes: list[Diagnostic] = []
+        self.scopes: list[tuple[str, dict]] = [("", {})]
+        self.copies: list[_Copy] = []
+        self.last_filters: Optional[int] = None
+        self.halvings = 0
+        self.prev_kind: Optional[str] = None
+        self.rf, self.jump = (1, 1), (1, 1)
+
+    # naming ---------------------------------------------------------------------------
+    def name(self, key: str) -> str:
+        prefix, counters = self.scopes[-1]
+        counters[key] = counters.get(key, 0) + 1
+        return f"{prefix}{key}{counters[key]}"
+
+    # nodes ----------------------------------------------------------------------------
+    def seq(self, seq: RSeq, shape) -> tuple[CSeq, tuple]:
+        out = []
+        for item in seq.items:
+            node, shape = self.node(item, shape)
+            if node is not None:
+                out.append(node)
+        return CSeq(tuple(out)), shape
+
+    def node(self, n, shape):
+        if isinstance(n, RLayer):
+            return self.layer(n, shape)
+        if isinstance(n, RBlock):
+            path = self.name(n.name)
+            self.scopes.append((path + ".", {}))
+            try:
+                return self.seq(n.body, shape)
+            finally:
+                self.scopes.pop()
+        if isinstance(n, RRepeat):
+            return self.repeat(n, shape)
+        if isinstance(n, ROptional):
+            return self.optional(n, shape)
+        if isinstance(n, RBranches):
+            return self.branches(n, shape)
+        if isinstance(n, RSeq):
+            return self.seq(n, shape)
+        raise AssertionError(f"unexpected node {n!r}")
+
+    def repeat(self, r: RRepeat, shape):
+        copies, trails = [], []
+        for i in range(r.count):
+            trails.append([_spatial(shape)])
+            self.copies.append(_Copy(r.span, i + 1, r.count, trails))
+            try:
+                body, shape = self.seq(r.body, shape)
+            finally:
+                self.copies.pop()
+            copies.append(body)
+        return CRepeat(tuple(copies), r.span), shape
+
+    def optional(self, o: ROptional, shape):
+        i = self.choice_at
+        self.choice_at += 1
+        want = self.choices[i] if i < len(self.choices) else True
+        if not want:
+            self.made.append(False)
+            return None, shape
+        saved = self._save()
+        try:
+            body, out = self.seq(o.body, shape)
+        except _Fail as f:
+            self._restore(saved)
+            self.made.append(False)
+            if i < len(self.choices):
+                self.dropped_on.append(i)
+            self.notes.append(Diagnostic(
+                "N330", f"`?` left out{self._where()}: it does not fit input {fmt_shape(shape)}",
+                o.span, severity="note", trace=o.trace, label="left out",
+                notes=(f"it would fail with: {f.diag.message}",)))
+            return None, shape
+        self.made.append(True)
+        return body, out
+
+    def branches(self, b: RBranches, shape):
+        outs, bodies, skips = [], [], []
+        rf0, jump0 = self.rf, self.jump
+        rfs = []
+        for item in b.items:
+            if _is_skip(item):
+                skips.append(len(bodies))
+                bodies.append(None)
+                outs.append(None)
+                continue
+            self.rf, self.jump = rf0, jump0
+            body, out = self.seq(item, shape)
+            bodies.append(body)
+            outs.append(out)
+            rfs.append((self.rf, self.jump))
+        if b.op == "+":
+            target = next((o for o in outs if o is not None), None)
+            if target is None:
+                raise self.fail("E306", "every branch is SKIP: there is nothing to add to",
+                                b.span, b.trace, help="give one branch layers: `(CONV -> BN + SKIP)`")
+            for i in skips:
+                skip_layer = b.items[i].items[0]
+                bodies[i] = CSeq((self.skip(skip_layer, shape, target),))
+                outs[i] = target
+            for item, out in zip(b.items, outs):
+                if out != target:
+                    raise self.fail(
+                        "E304", f"`+` needs branches of one shape: {fmt_shape(target)} and "
+                        f"{fmt_shape(out)}", item.span, b.trace,
+                        help="make both branches produce the same shape, or use SKIP, which "
+                        "projects with a 1x1 CONV -> BN when the shapes differ")
+            result = target
+        else:
+            if skips:
+                raise self.fail("E306", "SKIP only goes in `+` branches", b.items[skips[0]].span,
+                                b.trace, help="use ID to pass the input through a `|` branch")
+            result = self.concat(b, outs)
+        if rfs:
+            self.rf = tuple(max(r[0][k] for r in rfs) for k in (0, 1))
+            self.jump = tuple(max(r[1][k] for r in rfs) for k in (0, 1))
+        return CBranches(b.op, tuple(bodies), result, b.span), result
+
+    def concat(self, b: RBranches, outs):
+        first = outs[0]
+        for item, out in zip(b.items, outs):
+            if len(out) != len(first) or out[:-1] != first[:-1]:
+                raise self.fail(
+                    "E305", f"`|` concatenates on channels, so the branches' other dimensions "
+                    f"must agree: {fmt_shape(first)} and {fmt_shape(out)}", item.span, b.trace,
+                    help="give every branch the same stride and padding (p=same keeps sizes)")
+        return first[:-1] + (sum(o[-1] for o in outs),)
+
+    def skip(self, layer: RLayer, shape, target) -> CLayer:
+        rule = SHAPE_RULES["SKIP"]
+        try:
+            r = rule(shape, {"target": target})
+        except RuleError as e:
+            raise self.fail(e.code, e.message, layer.span, layer.trace, help=e.help,
+                            notes=e.notes) from None
+        path = self.name("skip")
+        args = tuple(r.args.items())
+        return self.emit(CLayer(path, "SKIP", args, shape, r.out_shape, r.params, r.state,
+                                r.macs, self.rf, self.jump, layer.span, layer.trace,
+                                tuple(r.notes), ()))
+
+    # layers ---------------------------------------------------------------------------
+    def layer(self, rl: RLayer, shape):
+        kind = rl.kind
+        if kind == "INPUT":
+            return self.emit(self.input_layer(rl)), self.input_shape
+        if kind == "SKIP":
+            raise self.fail("E306", "SKIP only goes in `+` branches: `(CONV -> BN + SKIP)`",
+                            rl.span, rl.trace, help="use ID for a plain identity layer")
+        args, notes = self.full_args(rl, shape)
+        try:
+            r = SHAPE_RULES[kind](shape, args)
+        except RuleError as e:
+            raise self.fail(e.code, e.message, rl.span, rl.trace, help=e.help,
+                            notes=e.notes) from None
+        self.lint(rl, r, shape)
+        if r.window is not None:
+            (kh, kw), (sh, sw) = r.window
+            self.rf = (self.rf[0] + (kh - 1) * self.jump[0], self.rf[1] + (kw - 1) * self.jump[1])
+            self.jump = (self.jump[0] * sh, self.jump[1] * sw)
+        if kind in ("POOL", "AVGPOOL") and len(shape) == 3 and r.out_shape[0] < shape[0]:
+            self.halvings += 1
+        if kind == "CONV":
+            self.last_filters, self.halvings = r.out_shape[-1], 0
+        path = self.name(kind.lower())
+        layer = CLayer(path, kind, tuple(r.args.items()), shape, r.out_shape, r.params, r.state,
+                       r.macs, self.rf, self.jump, rl.span, rl.trace, tuple(notes + r.notes),
+                       tuple(k for k, _ in rl.args))
+        if self.copies and _spatial(r.out_shape) != self.copies[-1].trail[-1]:
+            self.copies[-1].trail.append(_spatial(r.out_shape))
+        self.prev_kind = kind
+        return self.emit(layer), r.out_shape
+
+    def emit(self, layer: CLayer) -> CLayer:
+        if len(self.layers) >= limits.MAX_LAYERS:
+            raise self.fail("E208", f"more than {limits.MAX_LAYERS:,} layers after expanding "
+                            "every repeat (limit MAX_LAYERS)", layer.span, layer.trace)
+        self.layers.append(layer)
+        if layer.params:
+            self.param_ordinal += 1
+            bare_fc = layer.kind == "FC" and "units" not in layer.given
+            self.last_param = (self.param_ordinal, bare_fc)
+        return layer
+
+    def input_layer(self, rl: RLayer) -> CLayer:
+        return CLayer("input", "INPUT", (("shape", self.input_shape),), (), self.input_shape,
+                      0, 0, 0, (1, 1), (1, 1), rl.span, rl.trace,
+                      () if rl.given("shape") or self.input_shape != DEFAULT_INPUT else
+                      ("bare INPUT: 32x32x3 (CIFAR-10), override with --input",),
+                      tuple(k for k, _ in rl.args))
+
+    def full_args(self, rl: RLayer, shape) -> tuple[dict, list]:
+        """Every argument of ``rl``: given, else the table's default, else the bare rule."""
+        spec = LAYERS[rl.kind]
+        args, notes = {}, []
+        for a in spec.args:
+            if rl.given(a.name):
+                args[a.name] = rl.get(a.name)
+            elif a.default is CONTEXT:
+                args[a.name], note = self.bare_default(rl.kind)
+                notes.append(note)
+            elif a.default is REQUIRED:
+                raise AssertionError(f"{rl.kind}.{a.name} has no default")
+            else:
+                args[a.name] = _norm_default(a.kind, a.default)
+        if rl.kind in ("POOL", "AVGPOOL") and args["stride"] is None:
+            args["stride"] = args["window"]
+        return args, notes
+
+    def bare_default(self, kind: str):
+        if kind == "CONV":
+            if self.last_filters is None:
+                return BARE_FIRST_FILTERS, f"bare CONV: {BARE_FIRST_FILTERS} filters (the first)"
+            n = min(self.last_filters * 2 ** self.halvings, BARE_MAX_FILTERS)
+            why = (f"doubled after {self.halvings} pooling layer"
+                   f"{'s' if self.halvings > 1 else ''}" if self.halvings else "as the previous CONV")
+            return n, f"bare CONV: {n} filters ({why})"
+        ordinal = self.param_ordinal + 1
+        if ordinal == self.classifier:
+            return self.classes, f"bare FC: {self.classes} units, the classifier (--classes)"
+        return BARE_HIDDEN_UNITS, f"bare FC: {BARE_HIDDEN_UNITS} units (hidden)"
+
+    # lints ----------------------------------------------------------------------------
+    def lint(self, rl: RLayer, r, shape) -> None:
+        for code, message, help in r.lints:
+            self.warn(code, message, rl, help)
+        if rl.kind == "RELU" and self.prev_kind == "RELU":
+            self.warn("E323", "RELU directly after RELU does nothing", rl,
+                      "remove one of them")
+
+    def warn(self, code, message, rl: RLayer, help=None):
+        self.notes.append(Diagnostic(code, message + self._where(), rl.span, help=help,
+                                     severity="error" if self.strict else "warning",
+                                     trace=rl.trace))
+
+    # errors ---------------------------------------------------------------------------
+    def _where(self) -> str:
+        if not self.copies:
+            return ""
+        return " (" + ", ".join(f"copy {c.index} of {c.count}" for c in self.copies) + ")"
+
+    def fail(self, code, message, span, trace=(), help=None, notes=()):
+        notes = list(notes)
+        label = ""
+        if self.copies:
+            label = "in " + ", ".join(f"copy {c.index} of {c.count}" for c in reversed(self.copies))
+            notes.insert(0, _copy_trails(self.copies[-1], message.split(" ", 1)[0]))
+        return _Fail(Diagnostic(code, message, span, help=help, notes=tuple(notes),
+                                trace=tuple(trace), label=label))
+
+    # ``?`` needs to undo a failed attempt
+    def _save(self):
+        return (len(self.layers), len(self.notes), self.rf, self.jump, self.last_filters,
+                self.halvings, self.prev_kind, self.param_ordinal, self.last_param,
+                [dict(c) for _, c in self.scopes], [list(c.trail) for c in self.copies],
+                len(self.made))
+
+    def _restore(self, s):
+        (n_layers, n_notes, self.rf, self.jump, self.last_filters, self.halvings,
+         self.prev_kind, self.param_ordinal, self.last_param, counters, trails, n_made) = s
+        del self.layers[n_layers:]
+        del self.notes[n_notes:]
+        del self.made[n_made:]
+        for (prefix, c), saved in zip(self.scopes, counters):
+            c.clear()
+            c.update(saved)
+        for c, t in zip(self.copies, trails):
+            c.trails[-1] = t
+
+
+def _lint_dropout(w: _Walker) -> None:
+    """E322: dropout with no parameterised layer after it only adds noise to the output."""
+    last_param = max((i for i, l in enumerate(w.layers) if l.params), default=-1)
+    for i in range(len(w.layers) - 1, last_param, -1):
+        layer = w.layers[i]
+        if layer.kind == "DROPOUT":
+            w.notes.append(Diagnostic(
+                "E322", "DROPOUT after the last parameterised layer only adds noise to the output",
+                layer.span, help="move it before the last FC, or remove it",
+                severity="error" if w.strict else "warning", trace=layer.trace))
+            break
+
+
+def _spatial(shape) -> str:
+    return f"{shape[0]}" if len(shape) == 3 and shape[0] == shape[1] else fmt_shape(shape)
+
+
+def _copy_trails(copy: _Copy, failing: str) -> str:
+    parts = [f"copy {i}: " + "→".join(t) for i, t in enumerate(copy.trails, 1)]
+    return ", ".join(parts) + f", then {failing}"
+
+
+def _is_skip(seq: RSeq) -> bool:
+    return len(seq.items) == 1 and isinstance(seq.items[0], RLayer) and seq.items[0].kind == "SKIP"
+
+
+def _norm_default(kind: str, v):
+    if kind == "size2" and isinstance(v, int):
+        return (v, v)
+    if kind == "pad" and isinstance(v, int):
+        return (v, v)
+    if kind in ("float", "rate"):
+        return float(v)
+    return v
+
+
+# --- the public entry ----------------------------------------------------------------
+
+
+def check_network(net: Network, *, input_shape=None, classes=None, strict=False,
+                  choices: Sequence[bool] = ()) -> CheckedNet:
+    """Check one resolved network; raise ShapeError with every error found.
+
+    ``choices`` turns each `?` met on or off in order; past its end a `?` is kept
+    where it fits.
+    """
+    result, _ = _check(net, input_shape, classes, strict, choices)
+    if isinstance(result, ShapeError):
+        raise result
+    return result
+
+
+def _check(net: Network, input_shape, classes, strict, choices):
+    """(CheckedNet or ShapeError, the walker) -- the walker tells which `?` it met."""
+    shape = tuple(input_shape) if input_shape else (net.input.get("shape") or DEFAULT_INPUT)
+    classes = DEFAULT_CLASSES if classes is None else classes
+    sources = {net.file: net.text}
+    classifier = None
+    for _ in range(2):  # the second pass gives the bare classifier FC its `classes` units
+        w = _Walker(net, shape, classes, strict, choices, classifier)
+        try:
+            graph, out = w.seq(net.body, ())
+        except _Fail as f:
+            errors = [f.diag] + [d for d in w.notes if d.severity == "error"]
+            return ShapeError(errors, sources), w
+        if w.last_param is None or not w.last_param[1] or classifier is not None:
+            break
+        classifier = w.last_param[0]
+    _lint_dropout(w)
+    errors = [d for d in w.notes if d.severity == "error"]
+    if errors:
+        return ShapeError(errors, sources), w
+    layers = tuple(w.layers)
+    totals = Totals(sum(l.params for l in layers), sum(l.state for l in layers),
+                    sum(l.macs for l in layers), sum(l.activations for l in layers[1:]))
+    checked = CheckedNet(net.name, shape, out, graph, layers, totals, tuple(w.notes),
+                         net.bindings, tuple(w.made), net.file)
+    return checked, w
