@@ -11,10 +11,13 @@ from .diagnostics import (Diagnostic, ParseError, PatternNetError, ResolveError,
                           SourceError)
 from .parse import parse
 from .resolve import Family, Network, resolve
+from .api import CheckedFamily, Member, check, expand
+from .check import CheckedNet, CLayer
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Diagnostic", "ParseError", "PatternNetError", "ResolveError", "ShapeError", "SourceError",
-    "Family", "Network", "parse", "resolve", "__version__",
+    "CheckedFamily", "CheckedNet", "CLayer", "Family", "Member", "Network",
+    "check", "expand", "parse", "resolve", "__version__",
 ]

@@ -100,8 +100,16 @@ def check(source_or_path, *, net: Optional[str] = None, define: Optional[dict] =
     a ``CheckedFamily``.
     """
     program = load(source_or_path)
-    shape = parse_shape(input_shape)
     resolved = resolve(program, net=net, define=define)
+    return check_resolved(resolved, program, parse_shape(input_shape), classes, strict)
+
+
+def check_resolved(resolved: Union[Network, Family], program: Program, shape=None,
+                   classes=None, strict=False) -> Union[CheckedNet, CheckedFamily]:
+    """``check`` after resolve: one network, or every member of a family."""
+    if classes is not None and (isinstance(classes, bool) or not isinstance(classes, int)
+                                or classes < 1):
+        raise SourceError([Diagnostic("E004", f"classes={classes!r}: expected a positive integer")])
     if isinstance(resolved, Network):
         result, _ = _check(resolved, shape, classes, strict, ())
         if isinstance(result, PatternNetError):

@@ -27,6 +27,16 @@ class _Usage(Exception):
     """A usage or I/O problem: printed as one line, exit 2."""
 
 
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return n
+
+
 def _parse_defines(items: Sequence[str]) -> dict:
     out = {}
     for item in items or ():
@@ -41,46 +51,67 @@ def _parse_defines(items: Sequence[str]) -> dict:
 
 
 def _check_file(path: str, args) -> tuple[int, str]:
-    """Check one file; returns (exit code, report)."""
+    """Check every network of one file (or ``--net``); returns (exit code, report)."""
+    from .api import CheckedFamily, check_resolved, parse_shape
     from .diagnostics import PatternNetError, SourceError
     from .parse import parse_source
-    from .resolve import Family, Network, resolve, select_all
+    from .resolve import resolve, select_all
     from .source import read
 
     color = _use_color(sys.stdout)
     try:
         source = read(path)
+        shape = parse_shape(args.input)
     except SourceError as e:
         raise _Usage(e.diagnostics[0].message) from None
     if not source.text.strip():
         raise _Usage(f"{path}: the file is empty; a .pn file holds at least one network, "
                      "e.g. INPUT -> CONV -> RELU -> FC")
+    define = _parse_defines(args.define)
     try:
         program = parse_source(source)
-        define = _parse_defines(args.define)
-        names = [args.net] if args.net else select_all(program)
-        lines = []
-        for name in names:
-            result = resolve(program, net=name, define=define)
-            label = name or "default network"
-            if isinstance(result, Family):
-                lines.append(_family_line(label, result))
-            else:
-                lines.append(f"  {label}: {result.layer_count} layers")
     except PatternNetError as e:
         return EXIT_PROBLEMS, e.render(color=color)
-    if args.quiet:
-        return EXIT_OK, ""
-    return EXIT_OK, f"{path}: ok\n" + "\n".join(lines)
+    code, lines, problems, tables = EXIT_OK, [], [], []
+    for name in [args.net] if args.net else select_all(program):
+        try:
+            result = check_resolved(resolve(program, net=name, define=define), program, shape,
+                                    args.classes, args.strict)
+        except PatternNetError as e:
+            code = EXIT_PROBLEMS
+            problems.append(e.render(color=color))
+            continue
+        if isinstance(result, CheckedFamily):
+            lines.append(_family_line(result))
+        else:
+            lines.append(_net_line(result))
+            warnings = [d for d in result.notes if d.severity == "warning"]
+            if warnings and not args.quiet:
+                from .diagnostics import render_all
+                problems.append(render_all(warnings, {program.file: program.text}, color))
+            if args.summary:
+                from .summary import FORMATS
+                tables.append(FORMATS[args.summary](result))
+    report = "\n\n".join(problems)
+    if code == EXIT_OK and not args.quiet:
+        report = "\n\n".join(x for x in (report, f"{path}: ok\n" + "\n".join(lines)) if x)
+    if tables:
+        report = "\n\n".join(x for x in (report, *tables) if x)
+    return code, report
 
 
-def _family_line(label: str, family) -> str:
-    from .diagnostics import ResolveError
+def _net_line(net) -> str:
+    from .rules import fmt_shape
+    from .summary import human
 
-    ranges = ", ".join(f"{r.name} in {r.lo}..{r.hi}" for r in family.free)
-    failed = [b for b, m in family.members() if isinstance(m, ResolveError)]
-    status = f", {len(failed)} fail to resolve" if failed else ""
-    return f"  {label}: a family over {ranges} ({family.size} members{status})"
+    return (f"  {net.label}: {fmt_shape(net.input_shape)} -> {fmt_shape(net.output_shape)}, "
+            f"{net.params:,} params, {human(net.macs)} MACs, {len(net.layers)} layers")
+
+
+def _family_line(fam) -> str:
+    ranges = ", ".join(f"{r.name} in {r.lo}..{r.hi}" for r in fam.free)
+    over = f"a family over {ranges}" if ranges else "its `?` choices"
+    return f"  {fam.label}: {over}: {len(fam.members)} members, all ok"
 
 
 def cmd_check(args) -> int:
@@ -169,11 +200,20 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    c = sub.add_parser("check", help="parse and resolve .pn files; print every problem found")
+    c = sub.add_parser("check", help="check .pn files: shapes, parameters, MACs; every problem")
     c.add_argument("files", nargs="+", metavar="FILE")
     c.add_argument("--net", help="check only this named network")
     c.add_argument("-D", dest="define", action="append", metavar="NAME=VALUE",
                    help="set a constant or fix a range (repeatable)")
+    c.add_argument("--input", metavar="HxWxC",
+                   help="the input shape for a bare INPUT (default 32x32x3); overrides the file's")
+    c.add_argument("--classes", type=_positive, metavar="N",
+                   help="units of a bare final FC (default 10)")
+    c.add_argument("--strict", action="store_true",
+                   help="lints become errors: uneven strides, pools that drop rows, "
+                        "dropout before the output, RELU after RELU")
+    c.add_argument("--summary", nargs="?", const="text", choices=("text", "markdown", "csv"),
+                   help="print each network's layer table (text, markdown or csv)")
     c.add_argument("-q", "--quiet", action="store_true", help="print nothing when clean")
     c.set_defaults(func=cmd_check)
 
