@@ -132,7 +132,7 @@ def expand(source_or_path, *, net=None, define=None, input_shape=None, classes=N
 
 def _family(resolved, shape, classes, strict) -> CheckedFamily:
     if isinstance(resolved, Network):
-        nets = [({}, resolved)]
+        nets = [(dict(resolved.bindings), resolved)]
         free, name = (), resolved.name
     else:
         nets = list(resolved.members())

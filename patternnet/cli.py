@@ -126,6 +126,65 @@ def cmd_check(args) -> int:
     return worst
 
 
+# --- expand --------------------------------------------------------------------------
+
+
+def cmd_expand(args) -> int:
+    import json
+
+    from .api import expand, parse_shape
+    from .diagnostics import PatternNetError, SourceError
+    from .parse import parse_source
+    from .rules import fmt_shape
+    from .source import read
+    from .summary import human
+
+    try:
+        source = read(args.file)
+        shape = parse_shape(args.input)
+    except SourceError as e:
+        raise _Usage(e.diagnostics[0].message) from None
+    define = _parse_defines(args.define)
+    try:
+        fam = expand(parse_source(source), net=args.net, define=define, input_shape=shape,
+                     classes=args.classes)
+    except PatternNetError as e:
+        print(e.render(color=_use_color(sys.stdout)))
+        return EXIT_PROBLEMS
+    if args.format == "json":
+        print(json.dumps({"schema": 1, "file": args.file, "net": fam.name,
+                          "free": [{"name": r.name, "lo": r.lo, "hi": r.hi} for r in fam.free],
+                          "members": [_member_dict(m) for m in fam.members]}, indent=2))
+    else:
+        rows = [("member", "output", "params", "MACs", "status")]
+        for m in fam.members:
+            if m.ok:
+                rows.append((m.label, fmt_shape(m.net.output_shape), f"{m.net.params:,}",
+                             human(m.net.macs), "ok"))
+            else:
+                d = m.error.diagnostics[0]
+                where = f" at {d.span.line}:{d.span.col}" if d.span else ""
+                rows.append((m.label, "-", "-", "-", f"error[{d.code}]{where}: {d.message}"))
+        widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        for r in rows:
+            print("  ".join(c.rjust(w) if 1 < i < 4 else c.ljust(w)
+                            for i, (c, w) in enumerate(zip(r[:4], widths))) + "  " + r[4])
+        failed = len(fam.failures)
+        print(f"\n{len(fam.members)} members, {len(fam.members) - failed} ok, {failed} failing")
+    return EXIT_PROBLEMS if fam.failures else EXIT_OK
+
+
+def _member_dict(m) -> dict:
+    d = {"bindings": dict(m.bindings), "choices": list(m.choices), "ok": m.ok}
+    if m.ok:
+        t = m.net.totals
+        d.update(output_shape=list(m.net.output_shape), params=t.params, state=t.state,
+                 macs=t.macs)
+    else:
+        d["diagnostics"] = [x.to_dict() for x in m.error.diagnostics]
+    return d
+
+
 # --- fmt -----------------------------------------------------------------------------
 
 
@@ -216,6 +275,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print each network's layer table (text, markdown or csv)")
     c.add_argument("-q", "--quiet", action="store_true", help="print nothing when clean")
     c.set_defaults(func=cmd_check)
+
+    x = sub.add_parser("expand", help="list the members of a family with params and MACs")
+    x.add_argument("file", metavar="FILE")
+    x.add_argument("--net", help="the network to expand")
+    x.add_argument("-D", dest="define", action="append", metavar="NAME=VALUE",
+                   help="fix a range or set a constant (repeatable)")
+    x.add_argument("--input", metavar="HxWxC", help="the input shape for a bare INPUT")
+    x.add_argument("--classes", type=_positive, metavar="N", help="units of a bare final FC")
+    x.add_argument("--format", choices=("text", "json"), default="text")
+    x.set_defaults(func=cmd_expand)
 
     f = sub.add_parser("fmt", help="format .pn files in place (canonical layout)")
     f.add_argument("files", nargs="+", metavar="FILE")
