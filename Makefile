@@ -15,6 +15,7 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/patternnet check examples/cs231n.pn
+	$(BIN)/patternnet check examples/cs231n.pn --net seed --summary
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
