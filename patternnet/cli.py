@@ -115,14 +115,20 @@ def _family_line(fam) -> str:
 
 
 def cmd_check(args) -> int:
-    worst, reports = EXIT_OK, []
+    """Each file's report as soon as it is checked; an unreadable file is one line on
+    stderr and the others are still checked."""
+    worst, first = EXIT_OK, True
     for path in args.files:
-        code, report = _check_file(path, args)
+        try:
+            code, report = _check_file(path, args)
+        except _Usage as e:
+            print(f"patternnet: error: {e}", file=sys.stderr)
+            worst = max(worst, EXIT_USAGE)
+            continue
         worst = max(worst, code)
         if report:
-            reports.append(report)
-    if reports:
-        print("\n\n".join(reports))
+            print(report if first else "\n" + report, flush=True)
+            first = False
     return worst
 
 
@@ -249,8 +255,15 @@ def cmd_fmt(args) -> int:
 # --- main ----------------------------------------------------------------------------
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line (and exit 2), like every other error."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"patternnet: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="patternnet", description="A language and compiler for ConvNet architectures.",
         epilog="exit codes: 0 ok, 1 problems in the input, 2 usage or I/O error, "
                "3 internal error")

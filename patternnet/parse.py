@@ -202,6 +202,11 @@ class _Builder(lark.Transformer):
 
     def blockdef(self, c):
         call, body = c
+        # `args` already reported a positional after a keyword as E112; for parameters
+        # the E109 below says it better
+        self.ctx.diags[:] = [d for d in self.ctx.diags if not (
+            d.code == "E112" and d.span is not None and call.span.start <= d.span.start
+            and d.span.end <= call.span.end)]
         params, seen, defaulted = [], set(), False
         for a in call.args or ():
             if a.name is None and not isinstance(a.value, A.Name):
@@ -347,8 +352,8 @@ class _Builder(lark.Transformer):
         lpar, inner, rpar = c
         span = self._sp(lpar, rpar)
         if isinstance(inner, _Bar):
-            for item in inner.items:
-                if isinstance(item, A.BinOp) and item.op in "+-" and _has_layer_operand(item):
+            for item in inner.items:  # every `|` item is a layer, so a `+` there is a mix
+                if isinstance(item, A.BinOp) and item.op in "+-":
                     self._err("E108", "`|` and `+` cannot be mixed in one pair of parentheses",
                               item.span, help="put the `+` branches in parentheses of their "
                               "own: `(a | (b + c))`")
@@ -419,6 +424,12 @@ def _validate(stmt, diags: list) -> None:
             diags.append(Diagnostic(
                 "E108", "`|` branches must be in parentheses", node.span,
                 help="write `(a | b)`: the branches' outputs are concatenated on channels"))
+            continue
+        if isinstance(node, A.BinOp) and node.op in "+-" and _has_layer_operand(node):
+            diags.append(Diagnostic(
+                "E108", f"`{node.op}` between layers must be in parentheses", node.span,
+                label="not parenthesised", help="put the branches in parentheses: `(a + b)`"
+                if node.op == "+" else "to repeat n - 1 times write `*(n - 1)`"))
             continue
         if want == "layer" and isinstance(node, _VALUE_NODES + (A.BinOp, A.Paren)):
             what = _describe(node)
@@ -650,9 +661,8 @@ def _diag_from_lark(e: UnexpectedInput, ctx: _Context) -> Diagnostic:
         span = ctx.span(last)
         return Diagnostic("E101", f'unexpected end of the file after "{last.value}"', span,
                           help="finish the statement")
+    # the postlexer records the token before yielding it, so the one before ``tok`` is [-2]
     prev = hist[-2] if len(hist) >= 2 and hist[-1] is tok else (hist[-1] if hist else None)
-    if tok.type == "_NL":
-        prev = hist[-1] if hist else None
     if ctx.brackets and ctx.newline_in_brackets and tok.type not in ("RPAR", "RSQB"):
         opener = ctx.brackets[-1]
         want = ")" if opener.type == "LPAR" else "]"

@@ -101,7 +101,11 @@ class Network:
 
     @property
     def input(self) -> RLayer:
-        return self.body.items[0]
+        """The INPUT layer, which may sit inside the block the network starts with."""
+        first = self.body.items[0]
+        while isinstance(first, RBlock):
+            first = first.body.items[0]
+        return first
 
     @property
     def label(self) -> str:
@@ -163,6 +167,9 @@ class Family:
 
 
 # --- errors --------------------------------------------------------------------------
+
+
+_SATURATED = 10**12  # sizes beyond this are all "far too many"
 
 
 class _Fail(Exception):
@@ -264,6 +271,7 @@ class _Resolver:
         self.created = 0
         self.expanded = 0
         self.repeat_spans: list = []
+        self.sizes: dict = {}
         self.defs = self._collect()
 
     # definitions ------------------------------------------------------------------
@@ -457,7 +465,7 @@ class _Resolver:
                         trace=trace, help="use *0 to leave the group out")
         self.repeat_spans.append((node.span, n))
         try:
-            body = self.seq(node.body, env, trace, mult * max(n, 1))
+            body = self.seq(node.body, env, trace, mult * n)
         finally:
             self.repeat_spans.pop()
         return RRepeat(body, n, node.span, trace)
@@ -535,9 +543,53 @@ class _Resolver:
         inner_env = self.bind_args(node, params, env, trace)
         frame = Frame(name, node.span)
         body_ast = target.body if isinstance(target, A.BlockDef) else target.value
+        size = self.size(body_ast, inner_env, (name,))
+        if self.created + size > limits.MAX_LAYERS or self.expanded + size * mult > limits.MAX_LAYERS:
+            many = (f"{size:,} layers" + (f", {mult:,} times" if mult > 1 else "")
+                    if size * mult <= 10 * limits.MAX_LAYERS else "far more layers")
+            raise _fail("E208", f"block `{name}` expands to {many}: more than "
+                        f"{limits.MAX_LAYERS:,} in the network (limit MAX_LAYERS)", node.span,
+                        trace=trace, label="too many layers", help="use fewer or smaller "
+                        "repeats; blocks are expanded where they are called")
         inner_trace = trace + (frame,)
         body = self.seq(body_ast, inner_env, inner_trace, mult)
         return RBlock(name, body, node.span, inner_trace)
+
+    def size(self, node, env: dict, stack: tuple) -> int:
+        """Layers ``node`` expands to (repeats counted once per copy), without expanding it.
+
+        Memoised per block and arguments, so blocks that double each other cost one
+        visit each.  Anything it cannot evaluate counts as 1: the expansion that follows
+        reports the real error.
+        """
+        if isinstance(node, A.Layer):
+            return 1
+        if isinstance(node, (A.Chain, A.Branches)):
+            return min(sum(self.size(i, env, stack) for i in node.items), _SATURATED)
+        if isinstance(node, (A.Group, A.Optional)):
+            return self.size(node.body, env, stack)
+        if isinstance(node, A.Repeat):
+            try:
+                n = self.value(node.count, env, ())
+            except (_Fail, _Free):
+                n = 1
+            n = n if isinstance(n, int) and not isinstance(n, bool) and n >= 0 else 1
+            return min(n * self.size(node.body, env, stack), _SATURATED) if n else 0
+        if isinstance(node, A.Call):
+            target = self.defs.blocks.get(node.name) or self.defs.networks.get(node.name)
+            if target is None or node.name in stack or node.name in env:
+                return 1
+            params = target.params if isinstance(target, A.BlockDef) else ()
+            try:
+                inner = self.bind_args(node, params, env, ())
+            except (_Fail, _Free):
+                return 1
+            key = (node.name, tuple(sorted(inner.items())))
+            if key not in self.sizes:
+                body = target.body if isinstance(target, A.BlockDef) else target.value
+                self.sizes[key] = self.size(body, inner, stack + (node.name,))
+            return self.sizes[key]
+        return 1
 
     def bind_args(self, node: A.Call, params, env, trace) -> dict:
         args = node.args or ()
@@ -716,24 +768,7 @@ def resolve(program: A.Program, net: Optional[str] = None, define: Optional[dict
         net_name, expr = r.select(net)
     except _Fail as f:
         raise ResolveError([f.diag], sources) from None
-    needed: dict = {}
-    while True:
-        attempt = _Resolver(program, {**define, **needed}, True)
-        try:
-            body, count = attempt.network(net_name, expr)
-        except _Free as free:
-            rng = r.defs.ranges[free.name]
-            lo, hi = _range_bounds(r, rng, sources)
-            needed[free.name] = lo
-            continue
-        except _Fail as f:
-            if needed:
-                # The error may belong to this binding only, and ranges past it were not
-                # reached: take every unfixed range as free; members report their own errors.
-                needed.update({n: 0 for n in r.defs.ranges if n not in define})
-                break
-            raise ResolveError([f.diag], sources) from None
-        break
+    needed, resolved = _discover(program, define, r, net_name, expr, sources)
     if needed:
         free = []
         for name in r.defs.ranges:
@@ -741,8 +776,44 @@ def resolve(program: A.Program, net: Optional[str] = None, define: Optional[dict
                 lo, hi = _range_bounds(r, r.defs.ranges[name], sources)
                 free.append(FreeRange(name, lo, hi, r.defs.ranges[name].name_span))
         return Family(net_name, tuple(free), program, tuple(sorted(define.items())))
+    body, count = resolved
     bindings = tuple((k, v) for k, v in define.items() if k in r.defs.ranges)
     return Network(net_name, body, count, bindings, program.file, program.text)
+
+
+def _discover(program, define, r: _Resolver, net_name, expr, sources) -> tuple[dict, Any]:
+    """The ranges the network needs, found by resolving it, and with none needed, the
+    resolved (body, layer count).
+
+    A binding whose resolution fails may stop before reaching further ranges, so the
+    next bindings are tried until one gets through (or all have failed).
+    """
+    needed: dict = {}
+    tried = 0
+    while True:
+        names = list(needed)
+        for combo in itertools.product(*(range(*_bounds_plus(r, n, sources)) for n in names)):
+            tried += 1
+            if tried > limits.MAX_FAMILY_MEMBERS:
+                return needed, None
+            attempt = _Resolver(program, {**define, **dict(zip(names, combo))}, True)
+            try:
+                resolved = attempt.network(net_name, expr)
+            except _Free as free:
+                needed[free.name] = True
+                break  # start again over the larger set of ranges
+            except _Fail as f:
+                if not names:
+                    raise ResolveError([f.diag], sources) from None
+                continue
+            return needed, resolved
+        else:
+            return needed, None
+
+
+def _bounds_plus(r: _Resolver, name: str, sources) -> tuple[int, int]:
+    lo, hi = _range_bounds(r, r.defs.ranges[name], sources)
+    return lo, hi + 1
 
 
 def _range_bounds(r: _Resolver, rng: A.RangeDef, sources) -> tuple[int, int]:

@@ -294,10 +294,6 @@ def test_argparse_usage_errors(tmp_path, args):
     assert r.stderr.splitlines()[-1] == errors[0]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "argparse usage errors (no arguments, unknown option, unknown command) print a "
-    "multi-line `usage:` block before the `patternnet: error:` line, so stderr is not the "
-    "single line the CLI's docstring promises for exit 2"))
 @pytest.mark.parametrize("args", [(), ("check", "--bogus", "ok.pn")])
 def test_argparse_usage_errors_are_one_line(tmp_path, args):
     write(tmp_path, "ok.pn", CLEAN)
@@ -306,11 +302,6 @@ def test_argparse_usage_errors_are_one_line(tmp_path, args):
     assert len(r.stderr.splitlines()) == 1, r.stderr
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "`patternnet check ok.pn bad.pn missing.pn` prints nothing for ok.pn and bad.pn: "
-    "cmd_check collects the reports and the _Usage raised for the missing file (and any "
-    "other unreadable file) aborts the loop before they are printed; the reports of the "
-    "files already checked should still be printed, then the one-line error, exit 2"))
 def test_unreadable_file_does_not_hide_the_other_reports(tmp_path, main):
     write(tmp_path, "ok.pn", CLEAN)
     write(tmp_path, "bad.pn", "INPUT -> CONV(0)\n")

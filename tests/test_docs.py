@@ -71,12 +71,7 @@ NO_EXAMPLE = {
 # Examples that state the language correctly but hit a known bug; each is an xfail
 # that must start failing (strict) once the bug is fixed, so the entry gets removed.
 # Keyed by a line of the example.
-KNOWN_BUGS = {
-    "classifier = features -> FC(10)":
-        "check crashes when a network starts through a block or another network: "
-        "resolve.Network.input returns the RBlock, not the INPUT layer inside it "
-        "(AttributeError: 'RBlock' object has no attribute 'get' in check._check)",
-}
+KNOWN_BUGS: dict = {}
 
 
 

@@ -162,14 +162,6 @@ def test_header_options_are_read():
 # --- known bugs in diagnostics -----------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a syntax error whose unexpected token is a line break inside the file (not the end of "
-    "the file) is reported at column 1 of the NEXT line, and loses its context: for "
-    "`INPUT -> CONV*` followed by a newline and another line the message is 'expected a "
-    "layer or a value, found the end of the line' at 2:1 (caret under the next statement) "
-    "instead of 'expected a repeat count after \"*\", found the end of the line' at 1:15 "
-    "with the help; `_diag_from_lark` takes the newline token itself as `prev` because the "
-    "postlexer appended it to ctx.history"))
 @pytest.mark.parametrize("src, message, col", [
     ("INPUT -> CONV*\nINPUT -> FC\n", 'expected a repeat count after "*", found the end of '
      'the line', 15),
@@ -195,24 +187,12 @@ def test_error_at_the_end_of_the_file_points_after_the_last_token():
     assert d.message == 'expected a repeat count after "*", found the end of the line'
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a block definition with a parameter without default after one with a default, "
-    "`b(c=1, k) = CONV`, reports the one mistake twice at the same place: E112 'a positional "
-    "argument cannot follow a keyword argument' (wrong: these are parameters, not arguments) "
-    "and E109 'parameter `k` has no default but follows one that does'; only the E109 "
-    "should be reported"))
 def test_parameter_order_is_reported_once():
     with pytest.raises(ParseError) as ei:
         parse("b(c=1, k) = CONV\nINPUT -> b(1)\n", "t.pn")
     assert [d.code for d in ei.value.diagnostics] == ["E109"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "`res = CONV(64) -> BN + ID` (a residual without parentheses in a named block) gives two "
-    "E108 'expected a value here, found a layer expression' / '... found the layer `ID`' "
-    "with the help about arguments and repeat counts, where the same mistake in a bare "
-    "network gives one E108 with the help 'to add branches, put them in parentheses: "
-    "`(a + b)`'"))
 def test_unparenthesised_plus_in_a_block_suggests_parentheses():
     with pytest.raises(ParseError) as ei:
         parse("res = CONV(64) -> BN + ID\nINPUT -> res -> FC\n", "t.pn")
