@@ -262,8 +262,10 @@ class _Walker:
                                 b.span, b.trace, help="give one branch layers: `(CONV -> BN + SKIP)`")
             for i in skips:
                 skip_layer = b.items[i].items[0]
+                self.rf, self.jump = rf0, jump0
                 bodies[i] = CSeq((self.skip(skip_layer, shape, target),))
                 outs[i] = target
+                rfs.append((self.rf, self.jump))
             for item, out in zip(b.items, outs):
                 if out != target:
                     raise self.fail(
@@ -299,6 +301,8 @@ class _Walker:
         except RuleError as e:
             raise self.fail(e.code, e.message, layer.span, layer.trace, help=e.help,
                             notes=e.notes) from None
+        if r.window is not None:
+            self.jump = (self.jump[0] * r.window[1][0], self.jump[1] * r.window[1][1])
         path = self.name("skip")
         args = tuple(r.args.items())
         return self.emit(CLayer(path, "SKIP", args, shape, r.out_shape, r.params, r.state,
@@ -377,7 +381,9 @@ class _Walker:
         if kind == "CONV":
             if self.last_filters is None:
                 return BARE_FIRST_FILTERS, f"bare CONV: {BARE_FIRST_FILTERS} filters (the first)"
-            n = min(self.last_filters * 2 ** self.halvings, BARE_MAX_FILTERS)
+            n = self.last_filters  # doubling stops at 512 but never lowers a count
+            if self.halvings:
+                n = max(n, min(n * 2 ** self.halvings, BARE_MAX_FILTERS))
             why = (f"doubled after {self.halvings} pooling layer"
                    f"{'s' if self.halvings > 1 else ''}" if self.halvings else "as the previous CONV")
             return n, f"bare CONV: {n} filters ({why})"

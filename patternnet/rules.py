@@ -61,23 +61,25 @@ def _axis(kind, axis, size, k, s, d, pad, ceil) -> tuple[int, tuple[int, int], O
         return out, (lo, hi), None
     p = 0 if pad == "valid" else pad
     span = size + 2 * p - k_eff
-    if ceil:
-        out = -(-span // s) + 1 if span >= 0 else 0
-        if out > 0 and (out - 1) * s >= size + p:  # PyTorch: the last window starts inside
+    if ceil:  # PyTorch: round up, but the last window must start inside the input
+        out = (span + s - 1) // s + 1
+        if out > 0 and (out - 1) * s >= size + p:
             out -= 1
     else:
-        out = span // s + 1 if span >= 0 else 0
+        out = span // s + 1
     if out <= 0:
         what = f"window {k}" if d == 1 else f"window {k} dilated by {d} = {k_eff}"
         raise RuleError("E301", f"{kind} has no output: {axis} = {size}, {what}, stride {s}, "
                         f"padding {p} → ⌊({size} − {k_eff} + 2·{p})/{s}⌋ + 1 = {span // s + 1}",
                         help="use p=same on the layers before it, a smaller window or stride, "
                         "fewer copies, or `?` to drop it where it does not fit")
+    # rows of the real input after the last window (leftover padding is harmless)
+    dropped = size + p - (out - 1) * s - k_eff
     lint = None
-    if not ceil and span % s:
+    if not ceil and dropped > 0:
+        rows = f"{dropped} row{'s' if dropped > 1 else ''}/column{'s' if dropped > 1 else ''}"
         lint = (f"({size} − {k_eff} + 2·{p})/{s} + 1 = {span / s + 1:g} is not a whole number: "
-                f"{kind} drops {span % s} row{'s' if span % s > 1 else ''}/column"
-                f"{'s' if span % s > 1 else ''} of its input along {axis}")
+                f"{kind} drops {rows} of its input along {axis}")
     return out, (p, p), lint
 
 
