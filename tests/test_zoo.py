@@ -1,0 +1,325 @@
+"""The classic-network zoo in examples/: exact parameter counts, MACs, brevity, clean checks.
+
+Parameter counts are torchvision's ``sum(p.numel() for p in model.parameters())``
+(its ``num_params``); MACs are compared with torchvision's published "GFLOPS", which
+count multiply-accumulates (GMACs).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from patternnet import ast as A
+from patternnet.api import check, expand
+from patternnet.check import CheckedNet
+from patternnet.parse import parse
+from patternnet.resolve import resolve
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+# (file, net): trainable parameters
+PARAMS = {
+    ("alexnet.pn", "alexnet"): 61_100_840,          # torchvision
+    ("alexnet.pn", "alexnet_paper"): 60_965_224,    # Caffe's bvlc_alexnet (groups=2)
+    ("vgg.pn", "vgg11"): 132_863_336,
+    ("vgg.pn", "vgg13"): 133_047_848,
+    ("vgg.pn", "vgg16"): 138_357_544,
+    ("vgg.pn", "vgg19"): 143_667_240,
+    ("googlenet.pn", "googlenet"): 6_624_904,       # torchvision, aux_logits=False
+    ("resnet.pn", "resnet18"): 11_689_512,
+    ("resnet.pn", "resnet34"): 21_797_672,
+    ("resnet.pn", "resnet50"): 25_557_032,
+    ("resnet.pn", "resnet101"): 44_549_160,
+    ("resnet.pn", "resnet152"): 60_192_808,
+    ("lenet5.pn", "lenet5"): 61_706,                # full C3 connectivity
+    ("zfnet.pn", "zfnet"): 62_357_608,              # no torchvision model: this file's count
+    ("digits.pn", "digits"): 62_250,
+}
+
+# torchvision's published GFLOPS (= GMACs) at 224x224
+GMACS = {
+    ("alexnet.pn", "alexnet"): 0.71,
+    ("vgg.pn", "vgg11"): 7.61,
+    ("vgg.pn", "vgg13"): 11.31,
+    ("vgg.pn", "vgg16"): 15.47,
+    ("vgg.pn", "vgg19"): 19.63,
+    ("googlenet.pn", "googlenet"): 1.50,
+    ("resnet.pn", "resnet18"): 1.81,
+    ("resnet.pn", "resnet34"): 3.66,
+    ("resnet.pn", "resnet50"): 4.09,
+    ("resnet.pn", "resnet101"): 7.80,
+    ("resnet.pn", "resnet152"): 11.51,
+}
+
+# exact MACs as checked (regression values; each file's header quotes its own)
+MACS = {
+    ("alexnet.pn", "alexnet"): 714_188_480,
+    ("alexnet.pn", "alexnet_paper"): 724_406_816,
+    ("vgg.pn", "vgg11"): 7_609_090_048,
+    ("vgg.pn", "vgg13"): 11_308_466_176,
+    ("vgg.pn", "vgg16"): 15_470_264_320,
+    ("vgg.pn", "vgg19"): 19_632_062_464,
+    ("googlenet.pn", "googlenet"): 1_498_376_192,
+    ("resnet.pn", "resnet18"): 1_814_073_344,
+    ("resnet.pn", "resnet34"): 3_663_761_408,
+    ("resnet.pn", "resnet50"): 4_089_184_256,
+    ("resnet.pn", "resnet101"): 7_801_405_440,
+    ("resnet.pn", "resnet152"): 11_513_626_624,
+    ("lenet5.pn", "lenet5"): 416_520,
+    ("zfnet.pn", "zfnet"): 1_168_032_896,
+    ("digits.pn", "digits"): 937_216,
+}
+
+INPUTS = {"alexnet": (224, 224, 3), "alexnet_paper": (227, 227, 3), "googlenet": (224, 224, 3),
+          "lenet5": (32, 32, 1), "zfnet": (224, 224, 3), "digits": (8, 8, 1)}
+OUTPUTS = {"lenet5": (10,), "digits": (10,)}
+
+ZOO_FILES = sorted(p.name for p in EXAMPLES.glob("*.pn"))
+
+
+def _check(file, net, **kw):
+    return check(str(EXAMPLES / file), net=net, **kw)
+
+
+def _id(key):
+    return f"{key[0][:-3]}:{key[1]}"
+
+
+def test_every_required_file_is_there():
+    for name in ("cs231n.pn", "lenet5.pn", "alexnet.pn", "zfnet.pn", "vgg.pn", "googlenet.pn",
+                 "resnet.pn", "digits.pn"):
+        assert name in ZOO_FILES
+
+
+@pytest.mark.parametrize("key", sorted(PARAMS), ids=_id)
+def test_exact_parameter_count(key):
+    n = _check(*key)
+    assert isinstance(n, CheckedNet)
+    assert n.params == PARAMS[key]
+    assert n.params == sum(l.params for l in n.layers)
+
+
+@pytest.mark.parametrize("key", sorted(GMACS), ids=_id)
+def test_macs_within_1_percent_of_torchvision(key):
+    macs = _check(*key).macs
+    assert abs(macs / 1e9 - GMACS[key]) <= 0.01 * GMACS[key], macs
+
+
+@pytest.mark.parametrize("key", sorted(MACS), ids=_id)
+def test_exact_macs(key):
+    n = _check(*key)
+    assert n.macs == MACS[key]
+    assert n.totals.flops == 2 * MACS[key]
+
+
+@pytest.mark.parametrize("key", sorted(PARAMS), ids=_id)
+def test_shapes(key):
+    file, name = key
+    n = _check(*key)
+    assert n.input_shape == INPUTS.get(name, (224, 224, 3))
+    assert n.output_shape == OUTPUTS.get(name, (1000,))
+
+
+@pytest.mark.parametrize("key", sorted(PARAMS), ids=_id)
+def test_header_quotes_the_counts(key):
+    """Each file's comment header states its parameter count and MACs as checked."""
+    text = (EXAMPLES / key[0]).read_text()
+    header = "\n".join(line for line in text.splitlines() if line.startswith("#"))
+    assert f"{PARAMS[key]:,}" in header
+    gmacs = f"{MACS[key] / 1e9:.2f} G"
+    assert f"{MACS[key]:,}" in header or gmacs in header, gmacs
+
+
+@pytest.mark.parametrize("file", [f for f in ZOO_FILES if f != "cs231n.pn"])
+def test_header_cites_the_source_and_input(file):
+    lines = (EXAMPLES / file).read_text().splitlines()
+    header = []
+    for line in lines:
+        if not line.startswith("#"):
+            break
+        header.append(line)
+    text = " ".join(header)
+    assert len(header) >= 4
+    assert re.search(r"(19|20)\d\d", text), "a year"
+    assert re.search(r"[Ii]nput:? \d+x\d+x\d+", text), "the input size"
+
+
+def test_intermediate_sizes_of_the_papers():
+    """Spot checks of sizes stated in the papers (and torchvision's code)."""
+    def sizes(file, net, kind):
+        return [l.out_shape[:2] for l in _check(file, net).layers if l.kind == kind]
+    assert sizes("alexnet.pn", "alexnet", "POOL") == [(27, 27), (13, 13), (6, 6)]
+    assert sizes("alexnet.pn", "alexnet_paper", "CONV")[0] == (55, 55)
+    assert sizes("zfnet.pn", "zfnet", "CONV") == [(110, 110), (26, 26)] + [(13, 13)] * 3
+    assert sizes("zfnet.pn", "zfnet", "POOL") == [(55, 55), (13, 13), (6, 6)]
+    assert sizes("lenet5.pn", "lenet5", "AVGPOOL") == [(14, 14), (5, 5)]
+    g = _check("googlenet.pn", "googlenet")
+    concat = [b.out_shape for b in _branches(g.graph)]
+    assert concat == [(28, 28, 256), (28, 28, 480), (14, 14, 512), (14, 14, 512), (14, 14, 512),
+                      (14, 14, 528), (14, 14, 832), (7, 7, 832), (7, 7, 1024)]
+    r = _check("resnet.pn", "resnet50")
+    stage_out = {l.path.split(".")[0]: l.out_shape for l in r.layers if l.path.startswith("stage")}
+    assert stage_out == {"stage1": (56, 56, 256), "stage2": (28, 28, 512),
+                         "stage3": (14, 14, 1024), "stage4": (7, 7, 2048)}
+
+
+def _branches(node):
+    from patternnet.check import CBranches, CRepeat, CSeq
+    if isinstance(node, CBranches):
+        yield node
+        for b in node.branches:
+            yield from _branches(b)
+    elif isinstance(node, CSeq):
+        for item in node.items:
+            yield from _branches(item)
+    elif isinstance(node, CRepeat):
+        for c in node.copies:
+            yield from _branches(c)
+
+
+# --- brevity ----------------------------------------------------------------------------
+
+def _names_used(node, out: set) -> None:
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, (A.Call, A.Name)):
+            out.add(n.name)
+        stack.extend(A.children(n))
+
+
+def definition_lines(path: Path, net: str) -> tuple[int, str]:
+    """The non-comment, non-blank lines the network ``net`` needs: its own statement and
+    every statement it uses (blocks, constants), transitively; and that text alone."""
+    program = parse(path.read_text(), file=str(path))
+    by_name = {s.name: s for s in program.statements if hasattr(s, "name")}
+    need, todo = [], [net]
+    while todo:
+        name = todo.pop()
+        stmt = by_name.get(name)
+        if stmt is None or stmt in need:
+            continue
+        need.append(stmt)
+        used: set = set()
+        _names_used(stmt, used)
+        todo.extend(sorted(used))
+    text = program.text
+    lines = text.splitlines()
+    kept = []
+    for stmt in sorted(need, key=lambda s: s.span.start):
+        for line in lines[stmt.span.line - 1: stmt.span.end_line]:
+            code = line.split("#", 1)[0].rstrip()
+            if code.strip():
+                kept.append(code)
+    return len(kept), "\n".join(kept) + "\n"
+
+
+@pytest.mark.parametrize("file, net, limit", [
+    ("vgg.pn", "vgg16", 12),
+    ("resnet.pn", "resnet50", 12),
+])
+def test_definition_is_short(file, net, limit):
+    count, text = definition_lines(EXAMPLES / file, net)
+    assert count <= limit, text
+    # and those lines alone are the whole network
+    alone = check(text, net=net)
+    assert alone.params == _check(file, net).params
+
+
+def test_definition_lines_counts_blocks():
+    count, text = definition_lines(EXAMPLES / "vgg.pn", "vgg16")
+    assert "vgg_block(c, n) =" in text and "classifier =" in text
+    assert "vgg19" not in text
+    assert count == 4
+
+
+def test_whole_vgg_file_is_compact():
+    code = [l for l in (EXAMPLES / "vgg.pn").read_text().splitlines()
+            if l.split("#", 1)[0].strip()]
+    assert len(code) <= 12
+
+
+# --- every example checks ---------------------------------------------------------------
+
+def _networks(file):
+    """The named networks of a file, or [None] for a file with only a default one."""
+    program = parse((EXAMPLES / file).read_text(), file=file)
+    names = []
+    for stmt in program.statements:
+        if isinstance(stmt, A.Assign) and _starts_with_input(stmt.value, program):
+            names.append(stmt.name)
+    if any(isinstance(s, A.Bare) for s in program.statements):
+        names.append(None)
+    return names
+
+
+def _starts_with_input(expr, program) -> bool:
+    while isinstance(expr, (A.Chain, A.Group)):
+        expr = expr.items[0] if isinstance(expr, A.Chain) else expr.body
+    return isinstance(expr, A.Layer) and expr.name == "INPUT"
+
+
+ALL_NETS = [(f, n) for f in ZOO_FILES for n in _networks(f)]
+
+
+def test_every_named_net_is_listed():
+    assert {k for k in ALL_NETS if k[0] != "cs231n.pn"} == set(PARAMS)
+    assert ("cs231n.pn", None) in ALL_NETS and ("cs231n.pn", "seed") in ALL_NETS
+
+
+def _members(result):
+    if isinstance(result, CheckedNet):
+        return [result]
+    assert not result.failures
+    return [m.net for m in result.members]
+
+
+@pytest.mark.parametrize("file, net", ALL_NETS, ids=lambda x: str(x))
+def test_every_example_checks_clean(file, net):
+    """No errors and no warnings: at most notes (a `?` left out in a cs231n member)."""
+    for n in _members(check(str(EXAMPLES / file), net=net)):
+        assert [d.code for d in n.notes if d.severity != "note"] == []
+        assert {d.code for d in n.notes} <= {"N330"}
+        assert len({l.path for l in n.layers}) == len(n.layers)
+
+
+@pytest.mark.parametrize("file, net", ALL_NETS, ids=lambda x: str(x))
+def test_every_example_checks_strict(file, net):
+    """--strict too: torchvision's paddings at 224x224 leave over only padding rows
+    (e.g. ResNet's CONV(3, s=2, p=1) on 56x56), which is no uneven-stride lint."""
+    assert _members(check(str(EXAMPLES / file), net=net, strict=True))
+
+
+def test_cs231n_family_expands_with_no_failing_member():
+    fam = expand(str(EXAMPLES / "cs231n.pn"))
+    assert fam.failures == ()
+    # n 0..3, m 0..3, k 0..2, each `?` on/off: m=0 has none, m copies have m of them
+    assert len(fam.members) == 4 * 3 * (1 + 2 + 4 + 8)
+    assert {m.bindings for m in fam.members} == {
+        (("n", n), ("m", m), ("k", k)) for n in range(4) for m in range(4) for k in range(3)}
+    checked = check(str(EXAMPLES / "cs231n.pn"))
+    assert len(checked.members) == len(fam.members)
+
+
+def test_cs231n_seed_instance():
+    n = check(str(EXAMPLES / "cs231n.pn"), net="seed")
+    assert n.params == 550_570 and n.macs == 38_896_896
+
+
+@pytest.mark.parametrize("file, net", ALL_NETS, ids=lambda x: str(x))
+def test_resolves_in_process(file, net):
+    text = (EXAMPLES / file).read_text()
+    program = parse(text, file=file)
+    assert resolve(program, net=net) is not None
+    result = check(program, net=net)
+    assert result is not None
+
+
+def test_digits_is_small():
+    n = _check("digits.pn", "digits")
+    assert 10_000 <= n.params < 100_000
+    assert n.input_shape == (8, 8, 1) and n.output_shape == (10,)
+
