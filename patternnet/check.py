@@ -494,7 +494,8 @@ def check_network(net: Network, *, input_shape=None, classes=None, strict=False,
 
 def _check(net: Network, input_shape, classes, strict, choices):
     """(CheckedNet or ShapeError, the walker) -- the walker tells which `?` it met."""
-    shape = tuple(input_shape) if input_shape else (net.input.get("shape") or DEFAULT_INPUT)
+    written = net.input.get("shape")
+    shape = written or (tuple(input_shape) if input_shape else DEFAULT_INPUT)
     classes = DEFAULT_CLASSES if classes is None else classes
     sources = {net.file: net.text}
     classifier = None
@@ -509,6 +510,12 @@ def _check(net: Network, input_shape, classes, strict, choices):
             break
         classifier = w.last_param[0]
     _lint_dropout(w)
+    if written and input_shape and tuple(input_shape) != written:
+        w.notes.append(Diagnostic(
+            "N331", f"input shape {fmt_shape(input_shape)} not used: this network writes "
+            f"INPUT({fmt_shape(written)})", net.input.span, severity="note",
+            help="--input / input_shape= set a bare INPUT only; to vary a written one, use a "
+            "constant: `size = 224x224x3` ... `INPUT(size)`, then -D size=64x64x3"))
     errors = [d for d in w.notes if d.severity == "error"]
     if errors:
         return ShapeError(errors, sources), w

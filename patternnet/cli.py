@@ -85,10 +85,9 @@ def _check_file(path: str, args) -> tuple[int, str]:
             lines.append(_family_line(result))
         else:
             lines.append(_net_line(result))
-            warnings = [d for d in result.notes if d.severity == "warning"]
-            if warnings and not args.quiet:
+            if result.notes and not args.quiet:  # warnings and notes (dropped `?`, N331)
                 from .diagnostics import render_all
-                problems.append(render_all(warnings, {program.file: program.text}, color))
+                problems.append(render_all(result.notes, {program.file: program.text}, color))
             if args.summary:
                 from .summary import FORMATS
                 tables.append(FORMATS[args.summary](result))
