@@ -249,6 +249,22 @@ def _as_int(v, span, trace, what: str) -> int:
 # --- the resolver --------------------------------------------------------------------
 
 
+_DEFS_CACHE: dict = {}  # id(program) -> (program, defs); a few recent programs
+
+
+def _defs_of(program: A.Program, r: "_Resolver") -> "_Defs":
+    """The program's definitions, sorted once per program: checking every network of a
+    file resolves it many times, and re-sorting each time made that quadratic."""
+    hit = _DEFS_CACHE.get(id(program))
+    if hit is not None and hit[0] is program:
+        return hit[1]
+    defs = r._collect()
+    if len(_DEFS_CACHE) >= 8:
+        _DEFS_CACHE.pop(next(iter(_DEFS_CACHE)))
+    _DEFS_CACHE[id(program)] = (program, defs)
+    return defs
+
+
 @dataclass
 class _Defs:
     """The file's top-level names, sorted by what they are."""
@@ -272,7 +288,7 @@ class _Resolver:
         self.expanded = 0
         self.repeat_spans: list = []
         self.sizes: dict = {}
-        self.defs = self._collect()
+        self.defs = _defs_of(program, self)
 
     # definitions ------------------------------------------------------------------
     def _collect(self) -> _Defs:
