@@ -7,7 +7,7 @@ plain frozen data or raises a ``PatternNetError`` carrying every diagnostic.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from .record import field, record
 from typing import Optional, Union
 
 from . import limits
@@ -54,7 +54,7 @@ def parse_shape(value) -> Optional[tuple]:
     return dims
 
 
-@dataclass(frozen=True)
+@record
 class Member:
     """One member of a family: a binding of its ranges and an on/off for each `?`."""
     bindings: tuple[tuple[str, int], ...]
@@ -74,7 +74,7 @@ class Member:
         return " ".join(parts) or "(single)"
 
 
-@dataclass(frozen=True)
+@record
 class CheckedFamily:
     name: Optional[str]
     free: tuple                     # resolve.FreeRange

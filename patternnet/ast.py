@@ -1,4 +1,4 @@
-"""The abstract syntax tree: frozen dataclasses, each carrying its source span.
+"""The abstract syntax tree: frozen records (see record.py), each carrying its source span.
 
 Spans are excluded from equality (``compare=False``), so two programs are equal
 when they say the same thing, wherever it was written.  That is the property the
@@ -7,11 +7,11 @@ formatter promises: ``parse(format(p)) == p``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from .record import field, record
 from typing import Optional as Opt, Union
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Span:
     """A region of one source file; lines and columns are 1-based, ``end_col`` exclusive."""
 
@@ -41,40 +41,40 @@ def _span():
 
 # --- arithmetic and argument values -------------------------------------------------
 
-@dataclass(frozen=True, slots=True)
+@record
 class Int:
     value: int
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Float:
     value: float
     text: str = field(default="", compare=False)
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Size:
     """``3x3`` or ``224x224x3``."""
     dims: tuple[int, ...]
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Bool:
     value: bool
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Word:
     """A keyword value: ``same`` or ``valid``."""
     value: str
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Name:
     """A lower-case name in value position: a constant, range or parameter.
 
@@ -85,13 +85,13 @@ class Name:
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Neg:
     operand: "Expr"
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class BinOp:
     op: str  # one of + - * // / %
     left: "Expr"
@@ -99,14 +99,14 @@ class BinOp:
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Paren:
     """Parentheses around arithmetic, kept so the formatter writes them back."""
     inner: "Expr"
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Tuple:
     """``(1, 2)``: a per-axis padding or size."""
     items: tuple["Expr", ...]
@@ -115,7 +115,7 @@ class Tuple:
 
 # --- layer expressions ---------------------------------------------------------------
 
-@dataclass(frozen=True, slots=True)
+@record
 class Arg:
     """One argument of a call: positional when ``name`` is None."""
     name: Opt[str]
@@ -124,7 +124,7 @@ class Arg:
     name_span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Layer:
     """A built-in layer: ``CONV``, ``CONV()`` or ``CONV(64, s=2)``.
 
@@ -136,7 +136,7 @@ class Layer:
     name_span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Call:
     """A user block: ``stem``, ``stem()`` or ``vgg_block(64, 2)``."""
     name: str
@@ -145,21 +145,21 @@ class Call:
     name_span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Chain:
     """``a -> b -> c``; never fewer than two items."""
     items: tuple["Expr", ...]
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Group:
     """``[ body ]``."""
     body: "Expr"
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Repeat:
     """``body*count``; each copy has its own weights."""
     body: "Expr"
@@ -167,14 +167,14 @@ class Repeat:
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Optional:
     """``body?``: kept where it fits, dropped (with a note) where it does not."""
     body: "Expr"
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Branches:
     """``(a | b)`` concatenates on channels; ``(a + b)`` adds."""
     op: str  # "|" or "+"
@@ -190,14 +190,14 @@ LAYER_NODES = (Layer, Call, Chain, Group, Repeat, Optional, Branches)
 
 # --- statements ----------------------------------------------------------------------
 
-@dataclass(frozen=True, slots=True)
+@record
 class Param:
     name: str
     default: Opt[Expr] = None
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Assign:
     """``name = expr``: a constant, a parameterless block or a named network.
 
@@ -209,7 +209,7 @@ class Assign:
     name_span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class BlockDef:
     """``name(p, q=default) = body``."""
     name: str
@@ -219,7 +219,7 @@ class BlockDef:
     name_span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class RangeDef:
     """``name in lo..hi`` (both ends included): the file describes a family."""
     name: str
@@ -229,7 +229,7 @@ class RangeDef:
     name_span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Bare:
     """An expression statement: the file's default network."""
     expr: Expr
@@ -239,13 +239,13 @@ class Bare:
 Statement = Union[Assign, BlockDef, RangeDef, Bare]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Comment:
     text: str  # including the leading '#'
     span: Span = _span()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Program:
     statements: tuple[Statement, ...]
     comments: tuple[Comment, ...] = field(default=(), compare=False)

@@ -9,7 +9,7 @@ layer with a stable path, applies the bare-layer defaults, and collects errors
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from .record import field, record
 from typing import Any, Optional, Sequence, Union
 
 from . import limits
@@ -29,7 +29,7 @@ PARAM_KINDS = ("CONV", "FC", "BN")
 # --- the checked graph ---------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record
 class CLayer:
     path: str                                # e.g. "stage2.bottleneck1.conv2"
     kind: str                                # canonical layer name
@@ -57,19 +57,19 @@ class CLayer:
         return n
 
 
-@dataclass(frozen=True)
+@record
 class CSeq:
     items: tuple["CNode", ...]
 
 
-@dataclass(frozen=True)
+@record
 class CRepeat:
     """``body*count`` with each copy checked (and named) on its own."""
     copies: tuple[CSeq, ...]
     span: Span = field(compare=False)
 
 
-@dataclass(frozen=True)
+@record
 class CBranches:
     op: str
     branches: tuple[CSeq, ...]
@@ -80,7 +80,7 @@ class CBranches:
 CNode = Union[CLayer, CSeq, CRepeat, CBranches]
 
 
-@dataclass(frozen=True)
+@record
 class Totals:
     params: int
     state: int
@@ -100,7 +100,7 @@ class Totals:
         return 4 * self.activations
 
 
-@dataclass(frozen=True)
+@record
 class CheckedNet:
     name: Optional[str]
     input_shape: tuple[int, ...]
@@ -135,7 +135,7 @@ class _Fail(Exception):
         self.diag = diag
 
 
-@dataclass
+@record(frozen=False)
 class _Copy:
     """The copy of a repeat being checked, and the spatial sizes each copy went through."""
     span: Span
@@ -169,6 +169,7 @@ class _Walker:
         self.halvings = 0
         self.prev_kind: Optional[str] = None
         self.rf, self.jump = (1, 1), (1, 1)
+        self._static: dict = {}
 
     # naming ---------------------------------------------------------------------------
     def name(self, key: str) -> str:
@@ -317,7 +318,7 @@ class _Walker:
         if kind == "SKIP":
             raise self.fail("E306", "SKIP only goes in `+` branches: `(CONV -> BN + SKIP)`",
                             rl.span, rl.trace, help="use ID for a plain identity layer")
-        args, notes = self.full_args(rl, shape)
+        args, notes = self.full_args(rl)
         try:
             r = SHAPE_RULES[kind](shape, args)
         except RuleError as e:
@@ -332,12 +333,15 @@ class _Walker:
             self.halvings += 1
         if kind == "CONV":
             self.last_filters, self.halvings = r.out_shape[-1], 0
-        path = self.name(kind.lower())
+        path = self.name(_KEYS[kind])
         layer = CLayer(path, kind, tuple(r.args.items()), shape, r.out_shape, r.params, r.state,
-                       r.macs, self.rf, self.jump, rl.span, rl.trace, tuple(notes + r.notes),
-                       tuple(k for k, _ in rl.args))
-        if self.copies and _spatial(r.out_shape) != self.copies[-1].trail[-1]:
-            self.copies[-1].trail.append(_spatial(r.out_shape))
+                       r.macs, self.rf, self.jump, rl.span, rl.trace,
+                       tuple(notes + r.notes) if notes or r.notes else (),
+                       self._static[id(rl)][3])
+        if self.copies and r.out_shape != shape and len(r.out_shape) == 3:
+            size = _spatial(r.out_shape)
+            if size != self.copies[-1].trail[-1]:
+                self.copies[-1].trail.append(size)
         self.prev_kind = kind
         return self.emit(layer), r.out_shape
 
@@ -359,23 +363,38 @@ class _Walker:
                       ("bare INPUT: 32x32x3 (CIFAR-10), override with --input",),
                       tuple(k for k, _ in rl.args))
 
-    def full_args(self, rl: RLayer, shape) -> tuple[dict, list]:
+    def full_args(self, rl: RLayer) -> tuple[dict, list]:
         """Every argument of ``rl``: given, else the table's default, else the bare rule."""
-        spec = LAYERS[rl.kind]
-        args, notes = {}, []
-        for a in spec.args:
-            if rl.given(a.name):
-                args[a.name] = rl.get(a.name)
+        fixed, bare = self.static(rl)
+        if not bare:
+            return fixed, []
+        args, notes = dict(fixed), []
+        for name in bare:
+            args[name], note = self.bare_default(rl.kind)
+            notes.append(note)
+        return args, notes
+
+    def static(self, rl: RLayer) -> tuple[dict, tuple]:
+        """The arguments of ``rl`` that do not depend on the network, and the names of
+        those that do.  Cached: a repeat checks the same resolved layer once per copy."""
+        hit = self._static.get(id(rl))
+        if hit is not None and hit[0] is rl:
+            return hit[1], hit[2]
+        given = dict(rl.args)
+        fixed, bare = {}, []
+        for a in LAYERS[rl.kind].args:
+            if a.name in given:
+                fixed[a.name] = given[a.name]
             elif a.default is CONTEXT:
-                args[a.name], note = self.bare_default(rl.kind)
-                notes.append(note)
+                bare.append(a.name)
             elif a.default is REQUIRED:
                 raise AssertionError(f"{rl.kind}.{a.name} has no default")
             else:
-                args[a.name] = _norm_default(a.kind, a.default)
-        if rl.kind in ("POOL", "AVGPOOL") and args["stride"] is None:
-            args["stride"] = args["window"]
-        return args, notes
+                fixed[a.name] = _norm_default(a.kind, a.default)
+        if rl.kind in ("POOL", "AVGPOOL") and fixed["stride"] is None:
+            fixed["stride"] = fixed["window"]
+        self._static[id(rl)] = (rl, fixed, tuple(bare), tuple(given))
+        return fixed, tuple(bare)
 
     def bare_default(self, kind: str):
         if kind == "CONV":
@@ -438,6 +457,9 @@ class _Walker:
             c.update(saved)
         for c, t in zip(self.copies, trails):
             c.trails[-1] = t
+
+
+_KEYS = {k: k.lower() for k in LAYERS}  # path names: conv1, pool2, ...
 
 
 def _lint_dropout(w: _Walker) -> None:

@@ -6,20 +6,20 @@ Codes: E1xx syntax, E2xx names and resolution, E3xx shapes, E0xx files and usage
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass, field
+from .record import field, record
 from typing import Iterable, Optional, Sequence
 
 from .ast import Span
 
 
-@dataclass(frozen=True)
+@record
 class Frame:
     """One step of a block-call chain: block ``name`` was called at ``span``."""
     name: str
     span: Span
 
 
-@dataclass(frozen=True)
+@record
 class Diagnostic:
     code: str
     message: str

@@ -17,14 +17,14 @@ Argument kinds:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from .record import record
 from typing import Any, Optional
 
 REQUIRED = object()  # no default at all
 CONTEXT = object()   # default depends on the network (bare CONV filters, bare FC units)
 
 
-@dataclass(frozen=True)
+@record
 class ArgSpec:
     name: str
     kind: str
@@ -33,7 +33,7 @@ class ArgSpec:
     doc: str = ""
 
 
-@dataclass(frozen=True)
+@record
 class LayerSpec:
     name: str
     args: tuple[ArgSpec, ...] = ()

@@ -13,7 +13,7 @@ so ``[CONV]*1000000000`` costs nothing until the layer-count limit says no.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from .record import field, record
 from typing import Any, Iterator, Optional, Union
 
 from . import ast as A
@@ -25,7 +25,7 @@ from .parse import as_layer
 # --- the resolved network ------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record
 class RLayer:
     """One layer with the arguments the user gave, by canonical name, evaluated."""
     kind: str                           # canonical name: MAXPOOL is POOL
@@ -48,13 +48,13 @@ class RLayer:
         return LAYERS[self.kind]
 
 
-@dataclass(frozen=True)
+@record
 class RSeq:
     items: tuple["RNode", ...]
     span: A.Span = field(compare=False)
 
 
-@dataclass(frozen=True)
+@record
 class RRepeat:
     body: RSeq
     count: int
@@ -62,14 +62,14 @@ class RRepeat:
     trace: tuple[Frame, ...] = field(default=(), compare=False)
 
 
-@dataclass(frozen=True)
+@record
 class ROptional:
     body: RSeq
     span: A.Span = field(compare=False)
     trace: tuple[Frame, ...] = field(default=(), compare=False)
 
 
-@dataclass(frozen=True)
+@record
 class RBranches:
     op: str  # "|" concat on channels, "+" add
     items: tuple[RSeq, ...]
@@ -77,7 +77,7 @@ class RBranches:
     trace: tuple[Frame, ...] = field(default=(), compare=False)
 
 
-@dataclass(frozen=True)
+@record
 class RBlock:
     """The expansion of one block call; kept so layer paths can name it."""
     name: str
@@ -89,7 +89,7 @@ class RBlock:
 RNode = Union[RLayer, RSeq, RRepeat, ROptional, RBranches, RBlock]
 
 
-@dataclass(frozen=True)
+@record
 class Network:
     """A resolved network: its body starts with the INPUT layer."""
     name: Optional[str]                      # None for the file's default network
@@ -112,7 +112,7 @@ class Network:
         return self.name or "(default network)"
 
 
-@dataclass(frozen=True)
+@record
 class FreeRange:
     name: str
     lo: int
@@ -124,7 +124,7 @@ class FreeRange:
         return range(self.lo, self.hi + 1)
 
 
-@dataclass(frozen=True)
+@record
 class Family:
     """A network whose shape depends on ranges that no ``define`` fixed.
 
@@ -265,7 +265,7 @@ def _defs_of(program: A.Program, r: "_Resolver") -> "_Defs":
     return defs
 
 
-@dataclass
+@record(frozen=False)
 class _Defs:
     """The file's top-level names, sorted by what they are."""
     consts: dict = field(default_factory=dict)     # name -> Assign (arithmetic)

@@ -13,7 +13,7 @@ argument with defaults filled in and sizes as pairs.  Conventions (docs/language
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from .record import field, record
 from typing import Callable, Optional
 
 
@@ -23,7 +23,7 @@ class RuleError(Exception):
         self.code, self.message, self.help, self.notes = code, message, help, tuple(notes)
 
 
-@dataclass
+@record(frozen=False)
 class Out:
     out_shape: tuple
     args: dict

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from .record import record
 
 from . import limits
 from .diagnostics import Diagnostic, SourceError
 
 
-@dataclass(frozen=True)
+@record
 class Source:
     name: str  # the path as the user wrote it, or "<string>"
     text: str
