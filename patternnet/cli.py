@@ -10,8 +10,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
-import traceback
 from typing import Optional, Sequence
 
 from . import __version__
@@ -195,6 +193,8 @@ def _member_dict(m) -> dict:
 
 def write_atomic(path: str, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file and a rename."""
+    import tempfile
+
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".pn-", suffix=".tmp", dir=directory)
     try:
@@ -330,5 +330,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
               + ("" if args.debug else " (run with --debug for the traceback)"),
               file=sys.stderr)
         if args.debug:
+            import traceback
+
             traceback.print_exc()
         return EXIT_INTERNAL

@@ -5,7 +5,6 @@ Codes: E1xx syntax, E2xx names and resolution, E3xx shapes, E0xx files and usage
 
 from __future__ import annotations
 
-import difflib
 from .record import field, record
 from typing import Iterable, Optional, Sequence
 
@@ -88,6 +87,8 @@ class ShapeError(PatternNetError):
 
 def did_you_mean(word: str, candidates: Iterable[str]) -> Optional[str]:
     """The closest candidate to ``word`` as a help sentence, or None."""
+    import difflib  # only on the error path: it costs start-up time
+
     cands = list(candidates)
     upper = {c.upper(): c for c in cands}
     if word.upper() in upper and upper[word.upper()] != word:

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 import threading
-from pathlib import Path
 from typing import Optional
 
 import lark
@@ -33,11 +31,12 @@ from .source import Source
 # --- grammar -------------------------------------------------------------------------
 
 
-def grammar_path() -> Path:
+def grammar_path() -> str:
     """grammar/patternnet.lark: inside the installed package, or beside it in a checkout."""
-    here = Path(__file__).resolve().parent
-    for p in (here / "grammar" / "patternnet.lark", here.parent / "grammar" / "patternnet.lark"):
-        if p.is_file():
+    here = os.path.dirname(os.path.abspath(__file__))
+    for p in (os.path.join(here, "grammar", "patternnet.lark"),
+              os.path.join(os.path.dirname(here), "grammar", "patternnet.lark")):
+        if os.path.isfile(p):
             return p
     raise FileNotFoundError("grammar/patternnet.lark is missing from the installation")
 
@@ -587,21 +586,22 @@ _parser: Optional[lark.Lark] = None
 
 
 def _cache_file() -> Optional[str]:
+    """Where Lark keeps the analysed grammar (it checks the grammar's hash itself)."""
     root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     d = os.path.join(root, "patternnet")
-    try:
-        os.makedirs(d, exist_ok=True)
-        probe = tempfile.NamedTemporaryFile(dir=d, delete=True)
-        probe.close()
-    except OSError:
-        return None
+    if not os.path.isdir(d):
+        try:
+            os.makedirs(d, exist_ok=True)
+        except OSError:
+            return None
     return os.path.join(d, f"grammar-lark{lark.__version__}.cache")
 
 
 def _get_parser() -> lark.Lark:
     global _parser
     if _parser is None:
-        text = grammar_path().read_text(encoding="utf-8")
+        with open(grammar_path(), encoding="utf-8") as f:
+            text = f.read()
         kw = dict(parser="lalr", lexer="contextual", maybe_placeholders=True,
                   transformer=_Builder(_ctx), postlex=_Postlex(_ctx),
                   lexer_callbacks={"COMMENT": _ctx.comment, "_ARROW": _ctx.arrow})

@@ -3,8 +3,6 @@ Markdown, CSV and a JSON-ready dict.  Pure formatting; no computation lives here
 
 from __future__ import annotations
 
-import csv
-import io
 from typing import Any
 
 from .check import CheckedNet, CLayer
@@ -126,6 +124,9 @@ def markdown(net: CheckedNet) -> str:
 
 
 def csv_text(net: CheckedNet) -> str:
+    import csv
+    import io
+
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["path", "type", "kind", "output", "params", "state", "macs", "rf", "jump"])
