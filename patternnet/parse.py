@@ -1,7 +1,7 @@
 """Parse stage: text -> ``ast.Program`` with a span on every node.
 
-Lark's LALR parser with the contextual lexer reads grammar/patternnet.lark.  Three
-things are ours:
+Lark's LALR parser with the contextual lexer reads grammar/patternnet.lark (as a
+standalone parser generated from it, see lark_runtime.py).  Three things are ours:
 
 * a postlexer that applies the line rules (newlines are whitespace inside brackets,
   after ``->`` or ``=``, and before a line starting with ``->``) and bounds nesting;
@@ -18,10 +18,6 @@ import re
 import threading
 from typing import Optional
 
-import lark
-from lark import Token
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
-
 from . import ast as A
 from . import limits
 from .diagnostics import Diagnostic, ParseError, did_you_mean
@@ -31,14 +27,9 @@ from .source import Source
 # --- grammar -------------------------------------------------------------------------
 
 
-def grammar_path() -> str:
-    """grammar/patternnet.lark: inside the installed package, or beside it in a checkout."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    for p in (os.path.join(here, "grammar", "patternnet.lark"),
-              os.path.join(os.path.dirname(here), "grammar", "patternnet.lark")):
-        if os.path.isfile(p):
-            return p
-    raise FileNotFoundError("grammar/patternnet.lark is missing from the installation")
+from .lark_runtime import grammar_path, runtime
+
+Token = str  # Lark's tokens are str subclasses; the class itself comes from the runtime
 
 
 class _Stop(Exception):
@@ -107,7 +98,7 @@ class _Postlex:
                 label="opened here",
                 help=f'add "{")" if opener.type == "LPAR" else "]"}" where the group ends'))
         if prev is not None and prev != "_NL":
-            end = Token("_NL", "\n")
+            end = _R.Token("_NL", "\n")
             yield end
 
 
@@ -170,19 +161,19 @@ def as_layer(x):
     return x
 
 
-class _Builder(lark.Transformer):
-    """Builds AST nodes while the LALR parser reduces (Lark's inline transformer)."""
+class _Builder:
+    """Builds AST nodes while the LALR parser reduces: Lark calls the method named
+    after each rule's alias (an inline transformer; no parse tree is built)."""
 
     def __init__(self, ctx: "_Context"):
-        super().__init__(visit_tokens=False)
         self.ctx = ctx
 
     # helpers
     def _sp(self, first, last=None) -> A.Span:
-        a = self.ctx.span(first) if isinstance(first, Token) else first.span
+        a = self.ctx.span(first) if isinstance(first, str) else first.span
         if last is None:
             return a
-        b = self.ctx.span(last) if isinstance(last, Token) else last.span
+        b = self.ctx.span(last) if isinstance(last, str) else last.span
         return a.to(b)
 
     def _err(self, code, message, span, help=None, label=""):
@@ -582,34 +573,17 @@ class _Context:
 
 _lock = threading.Lock()
 _ctx = _Context()
-_parser: Optional[lark.Lark] = None
+_parser = None
+_R = None  # the module providing Lark's classes (see lark_runtime.py)
 
 
-def _cache_file() -> Optional[str]:
-    """Where Lark keeps the analysed grammar (it checks the grammar's hash itself)."""
-    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    d = os.path.join(root, "patternnet")
-    if not os.path.isdir(d):
-        try:
-            os.makedirs(d, exist_ok=True)
-        except OSError:
-            return None
-    return os.path.join(d, f"grammar-lark{lark.__version__}.cache")
-
-
-def _get_parser() -> lark.Lark:
-    global _parser
+def _get_parser():
+    global _parser, _R
     if _parser is None:
-        with open(grammar_path(), encoding="utf-8") as f:
-            text = f.read()
-        kw = dict(parser="lalr", lexer="contextual", maybe_placeholders=True,
-                  transformer=_Builder(_ctx), postlex=_Postlex(_ctx),
-                  lexer_callbacks={"COMMENT": _ctx.comment, "_ARROW": _ctx.arrow})
-        cache = _cache_file()
-        try:
-            _parser = lark.Lark(text, cache=cache or False, **kw)
-        except Exception:  # a stale or unreadable cache must never break parsing
-            _parser = lark.Lark(text, **kw)
+        module, make = runtime()
+        _parser = make(transformer=_Builder(_ctx), postlex=_Postlex(_ctx),
+                       lexer_callbacks={"COMMENT": _ctx.comment, "_ARROW": _ctx.arrow})
+        _R = module
     return _parser
 
 
@@ -632,8 +606,8 @@ def _resume_offset(text: str, after_line: int) -> Optional[int]:
     return None
 
 
-def _diag_from_lark(e: UnexpectedInput, ctx: _Context) -> Diagnostic:
-    if isinstance(e, UnexpectedCharacters):
+def _diag_from_lark(e, ctx: _Context) -> Diagnostic:
+    if isinstance(e, _R.UnexpectedCharacters):
         span = A.Span(ctx.file, e.line, e.column, e.line, e.column + 1, e.pos_in_stream,
                       e.pos_in_stream + 1)
         ch = e.char
@@ -652,7 +626,7 @@ def _diag_from_lark(e: UnexpectedInput, ctx: _Context) -> Diagnostic:
             helptext = "names are letters, digits and `_`"
         return Diagnostic("E102", f"unexpected character `{ch}`", span, label="not understood",
                           help=helptext or "remove it")
-    tok = e.token if isinstance(e, UnexpectedToken) else None
+    tok = e.token if isinstance(e, _R.UnexpectedToken) else None
     hist = ctx.history
     if tok is None or tok.type == "$END":
         last = hist[-1] if hist else None
@@ -699,11 +673,11 @@ def parse_source(source: Source) -> A.Program:
             except _Stop as stop:
                 ctx.diags.append(stop.diag)
                 line = stop.diag.span.line if stop.diag.span else None
-            except UnexpectedInput as e:
+            except _R.UnexpectedInput as e:
                 d = _diag_from_lark(e, ctx)
                 ctx.diags.append(d)
                 line = getattr(e, "line", None)
-                if isinstance(e, UnexpectedToken) and e.token.type in ("_NL", "$END"):
+                if isinstance(e, _R.UnexpectedToken) and e.token.type in ("_NL", "$END"):
                     line = d.span.line if d.span else line
             if line is None or line < 1 or len(ctx.diags) >= limits.MAX_ERRORS:
                 break
