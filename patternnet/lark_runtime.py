@@ -79,6 +79,18 @@ def generate(grammar: str, path: str) -> None:
         raise
 
 
+def _byte_compile(path: str) -> None:
+    """Write the module's .pyc if it is missing.  Python reads a .pyc even where it may
+    not write one (PYTHONDONTWRITEBYTECODE), and compiling these 3,500 lines on every
+    start would cost more than the standalone parser saves."""
+    import importlib.util
+
+    if not os.path.isfile(importlib.util.cache_from_source(path)):
+        import py_compile
+
+        py_compile.compile(path, doraise=True)
+
+
 def _import_file(path: str) -> ModuleType:
     import importlib.util
 
@@ -100,6 +112,7 @@ def _standalone(grammar: str) -> Optional[tuple[ModuleType, Callable]]:
     try:
         if not os.path.isfile(path):
             generate(grammar, path)
+        _byte_compile(path)
         module = _import_file(path)
         make = module.Lark_StandAlone
     except Exception:  # an unwritable cache or a damaged file: the lark package serves
