@@ -8,12 +8,15 @@ formatter promises: ``parse(format(p)) == p``.
 from __future__ import annotations
 
 from .record import field, record
-from typing import Optional as Opt, Union
+from typing import NamedTuple, Optional as Opt, Union
 
 
-@record
-class Span:
-    """A region of one source file; lines and columns are 1-based, ``end_col`` exclusive."""
+class Span(NamedTuple):
+    """A region of one source file; lines and columns are 1-based, ``end_col`` exclusive.
+
+    A NamedTuple rather than a record: the parser makes one for nearly every token and
+    node, and a tuple is the cheapest immutable object to build.
+    """
 
     file: str
     line: int

@@ -249,20 +249,22 @@ def _as_int(v, span, trace, what: str) -> int:
 # --- the resolver --------------------------------------------------------------------
 
 
-_DEFS_CACHE: dict = {}  # id(program) -> (program, defs); a few recent programs
+_PROGRAMS: dict = {}  # id(program) -> (program, defs, arg plans, block sizes by define)
 
 
-def _defs_of(program: A.Program, r: "_Resolver") -> "_Defs":
-    """The program's definitions, sorted once per program: checking every network of a
-    file resolves it many times, and re-sorting each time made that quadratic."""
-    hit = _DEFS_CACHE.get(id(program))
+def _program_cache(program: A.Program, r: "_Resolver") -> tuple:
+    """What resolving learns about a program once and for all: its definitions sorted by
+    kind, each layer call's arguments matched to the table, and block sizes.  Checking
+    every network of a file resolves it many times; redoing this each time made that
+    quadratic."""
+    hit = _PROGRAMS.get(id(program))
     if hit is not None and hit[0] is program:
-        return hit[1]
-    defs = r._collect()
-    if len(_DEFS_CACHE) >= 8:
-        _DEFS_CACHE.pop(next(iter(_DEFS_CACHE)))
-    _DEFS_CACHE[id(program)] = (program, defs)
-    return defs
+        return hit
+    entry = (program, r._collect(), {}, {})
+    if len(_PROGRAMS) >= 8:
+        _PROGRAMS.pop(next(iter(_PROGRAMS)))
+    _PROGRAMS[id(program)] = entry
+    return entry
 
 
 @record(frozen=False)
@@ -287,8 +289,8 @@ class _Resolver:
         self.created = 0
         self.expanded = 0
         self.repeat_spans: list = []
-        self.sizes: dict = {}
-        self.defs = _defs_of(program, self)
+        _, self.defs, self.plans, sizes = _program_cache(program, self)
+        self.sizes = sizes.setdefault(tuple(sorted(define.items(), key=lambda kv: kv[0])), {})
 
     # definitions ------------------------------------------------------------------
     def _collect(self) -> _Defs:
@@ -498,6 +500,17 @@ class _Resolver:
 
     def layer(self, node: A.Layer, env, trace, mult) -> RLayer:
         spec = LAYERS[node.name]  # unknown names were rejected by the parser (E105)
+        plan = self.plans.get(id(node))
+        if plan is None or plan[0] is not node:
+            plan = self.plans[id(node)] = (node, self.arg_plan(node, spec, trace))
+        values = tuple((name, _check_kind(self.value(a.value, env, trace), argspec, node.name,
+                                          a.value.span, trace))
+                       for name, a, argspec in plan[1])
+        self.count_layer(node.span, trace, mult)
+        return RLayer(spec.name, values, node.span, trace, node.name)
+
+    def arg_plan(self, node: A.Layer, spec, trace) -> tuple:
+        """Each argument of ``node`` matched to the layer table: (name, Arg, ArgSpec)."""
         args: dict = {}
         positional = [a for a in node.args or () if a.name is None]
         if len(positional) > len(spec.args):
@@ -525,11 +538,7 @@ class _Resolver:
                 raise _fail("E206", f"`{argspec.name}` of {node.name} is given twice", a.span,
                             trace=trace, help="keep one of them")
             args[argspec.name] = (a, argspec)
-        values = tuple((name, _check_kind(self.value(a.value, env, trace), argspec, node.name,
-                                          a.value.span, trace))
-                       for name, (a, argspec) in args.items())
-        self.count_layer(node.span, trace, mult)
-        return RLayer(spec.name, values, node.span, trace, node.name)
+        return tuple((name, a, argspec) for name, (a, argspec) in args.items())
 
     def call(self, node: A.Call, env, trace, mult) -> RNode:
         name = node.name
