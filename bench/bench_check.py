@@ -22,7 +22,6 @@ import platform
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -30,6 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from patternnet.api import check_resolved  # noqa: E402
+from patternnet.atomic import write_atomic  # noqa: E402
 from patternnet.parse import parse_source  # noqa: E402
 from patternnet.resolve import resolve, select_all  # noqa: E402
 from patternnet.source import read  # noqa: E402
@@ -101,14 +101,6 @@ def cold(runs: int) -> list[dict]:
              "x_lark": statistics.median(v) / lark} for k, v in times.items()]
 
 
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=20)
@@ -130,6 +122,7 @@ def main() -> int:
         "load_average": os.getloadavg(), "in_process": inproc, "cold": coldrows,
         "runs": args.runs, "cold_runs": args.cold_runs,
     }
+    (ROOT / "bench" / "results").mkdir(parents=True, exist_ok=True)
     write_atomic(ROOT / "bench" / "results" / "check.json", json.dumps(result, indent=2) + "\n")
     return 0
 

@@ -54,6 +54,7 @@ sys.path.insert(0, str(ROOT))  # a checkout works even without the editable inst
 
 import lark  # noqa: E402
 
+from patternnet import atomic  # noqa: E402
 from patternnet.diagnostics import PatternNetError  # noqa: E402
 from patternnet.parse import parse_source  # noqa: E402
 from patternnet.resolve import Family, resolve, select_all  # noqa: E402
@@ -436,17 +437,7 @@ def cold_table(cold: dict) -> str:
 
 def write_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".parse-", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomic.write_atomic(path, text)
 
 
 def main(argv=None) -> int:
