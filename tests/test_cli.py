@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from patternnet import __version__, cli, limits
+from patternnet.atomic import write_atomic
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -462,13 +463,13 @@ def test_write_atomic_keeps_the_old_file_when_the_rename_fails(tmp_path, monkeyp
 
     monkeypatch.setattr(os, "replace", failing_replace)
     with pytest.raises(OSError):
-        cli.write_atomic(str(p), "new\n")
+        write_atomic(str(p), "new\n")
     assert p.read_text() == "old\n"
     assert sorted(x.name for x in tmp_path.iterdir()) == ["a.pn"]
 
 
 def test_write_atomic_replaces_the_content(tmp_path):
     p = write(tmp_path, "a.pn", "old\n")
-    cli.write_atomic(str(p), "new\r\nline\n")
+    write_atomic(str(p), "new\r\nline\n")
     assert p.read_bytes() == b"new\r\nline\n"
     assert sorted(x.name for x in tmp_path.iterdir()) == ["a.pn"]
