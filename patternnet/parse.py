@@ -561,6 +561,8 @@ class _Context:
     def arrow(self, tok: Token) -> Token:
         """An ``->`` that starts a line swallowed the line breaks and comments before it."""
         text = str(tok)
+        if "#" not in text:
+            return tok
         for m in re.finditer(r"#[^\n]*", text):  # as COMMENT: a lone \r stays in the text
             before = text[: m.start()]
             line = tok.line + before.count("\n")

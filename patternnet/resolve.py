@@ -568,7 +568,7 @@ class _Resolver:
         inner_env = self.bind_args(node, params, env, trace)
         frame = Frame(name, node.span)
         body_ast = target.body if isinstance(target, A.BlockDef) else target.value
-        size = self.size(body_ast, inner_env, (name,))
+        size = self.block_size(name, body_ast, inner_env, ())
         if self.created + size > limits.MAX_LAYERS or self.expanded + size * mult > limits.MAX_LAYERS:
             many = (f"{size:,} layers" + (f", {mult:,} times" if mult > 1 else "")
                     if size * mult <= 10 * limits.MAX_LAYERS else "far more layers")
@@ -609,12 +609,17 @@ class _Resolver:
                 inner = self.bind_args(node, params, env, ())
             except (_Fail, _Free):
                 return 1
-            key = (node.name, tuple(sorted(inner.items())))
-            if key not in self.sizes:
-                body = target.body if isinstance(target, A.BlockDef) else target.value
-                self.sizes[key] = self.size(body, inner, stack + (node.name,))
-            return self.sizes[key]
+            body = target.body if isinstance(target, A.BlockDef) else target.value
+            return self.block_size(node.name, body, inner, stack)
         return 1
+
+    def block_size(self, name: str, body, env: dict, stack: tuple) -> int:
+        """``size`` of a block's body for these arguments, memoised per program."""
+        key = (name, tuple(sorted(env.items())))
+        size = self.sizes.get(key)
+        if size is None:
+            size = self.sizes[key] = self.size(body, env, stack + (name,))
+        return size
 
     def bind_args(self, node: A.Call, params, env, trace) -> dict:
         args = node.args or ()
