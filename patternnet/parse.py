@@ -436,7 +436,12 @@ def _validate(stmt, diags: list) -> None:
                 label="not a value", help="arguments, repeat counts and range bounds are "
                 "numbers, sizes, names of constants or arithmetic on them"))
             continue
-        stack.extend(reversed(_subpositions(node, want, d + 1)))
+        # a leaf value (a number, a name...) where a value goes is always fine: skip it
+        stack.extend(sub for sub in reversed(_subpositions(node, want, d + 1))
+                     if not (sub[1] == "value" and type(sub[0]) in _LEAVES))
+
+
+_LEAVES = frozenset((A.Int, A.Float, A.Size, A.Bool, A.Word, A.Name))
 
 
 def _subpositions(node, want, d):
