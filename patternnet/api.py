@@ -7,9 +7,9 @@ plain frozen data or raises a ``PatternNetError`` carrying every diagnostic.
 from __future__ import annotations
 
 import os
-from .record import field, record
 from typing import Optional, Union
 
+from .record import field, record
 from . import limits
 from .ast import Program
 from .check import CheckedNet, _check

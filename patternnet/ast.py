@@ -7,8 +7,9 @@ formatter promises: ``parse(format(p)) == p``.
 
 from __future__ import annotations
 
-from .record import field, record
 from typing import NamedTuple, Optional as Opt, Union
+
+from .record import field, record
 
 
 class Span(NamedTuple):

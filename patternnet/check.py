@@ -9,9 +9,9 @@ layer with a stable path, applies the bare-layer defaults, and collects errors
 
 from __future__ import annotations
 
-from .record import field, record
 from typing import Any, Optional, Sequence, Union
 
+from .record import field, record
 from . import limits
 from .ast import Span
 from .diagnostics import Diagnostic, Frame, ShapeError

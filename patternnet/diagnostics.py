@@ -5,9 +5,9 @@ Codes: E1xx syntax, E2xx names and resolution, E3xx shapes, E0xx files and usage
 
 from __future__ import annotations
 
-from .record import field, record
 from typing import Iterable, Optional, Sequence
 
+from .record import field, record
 from .ast import Span
 
 

@@ -17,8 +17,9 @@ Argument kinds:
 
 from __future__ import annotations
 
-from .record import record
 from typing import Any, Optional
+
+from .record import record
 
 REQUIRED = object()  # no default at all
 CONTEXT = object()   # default depends on the network (bare CONV filters, bare FC units)

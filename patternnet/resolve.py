@@ -13,9 +13,9 @@ so ``[CONV]*1000000000`` costs nothing until the layer-count limit says no.
 from __future__ import annotations
 
 import itertools
-from .record import field, record
 from typing import Any, Iterator, Optional, Union
 
+from .record import field, record
 from . import ast as A
 from . import limits
 from .diagnostics import Diagnostic, Frame, ResolveError, did_you_mean
@@ -279,11 +279,10 @@ class _Defs:
 
 
 class _Resolver:
-    def __init__(self, program: A.Program, define: dict, free_ok: bool):
+    def __init__(self, program: A.Program, define: dict):
         self.program = program
         self.file = program.file
         self.define = define
-        self.free_ok = free_ok
         self.const_cache: dict = {}
         self.evaluating: list = []
         self.created = 0
@@ -754,10 +753,6 @@ def _check_input(body: RSeq, name: Optional[str]) -> None:
             stack.extend(n.items)
 
 
-def _render_sources(program: A.Program) -> dict:
-    return {program.file: program.text}
-
-
 def parse_define(define: Optional[dict]) -> dict:
     """Normalise ``define``: values may be Python values or source text (from ``-D``)."""
     out = {}
@@ -776,7 +771,7 @@ def _parse_define_text(name: str, text: str):
     try:
         prog = parse(f"{name} = {text}\n", "<-D>")
         st = prog.statements[0]
-        return _Resolver(A.Program((), (), "<-D>"), {}, False).value(st.value, {}, ())
+        return _Resolver(A.Program((), (), "<-D>"), {}).value(st.value, {}, ())
     except (PatternNetError, _Fail, _Free, IndexError, AttributeError):
         raise ResolveError([Diagnostic(
             "E210", f"-D {name}={text}: the value is not a number, size or boolean",
@@ -791,8 +786,8 @@ def resolve(program: A.Program, net: Optional[str] = None, define: Optional[dict
     ``define`` leaves free.  Raises ``ResolveError`` with located diagnostics.
     """
     define = parse_define(define)
-    sources = _render_sources(program)
-    r = _Resolver(program, define, True)
+    sources = {program.file: program.text}
+    r = _Resolver(program, define)
     _check_defines(r, define, sources)
     try:
         net_name, expr = r.select(net)
@@ -826,7 +821,7 @@ def _discover(program, define, r: _Resolver, net_name, expr, sources) -> tuple[d
             tried += 1
             if tried > limits.MAX_FAMILY_MEMBERS:
                 return needed, None
-            attempt = _Resolver(program, {**define, **dict(zip(names, combo))}, True)
+            attempt = _Resolver(program, {**define, **dict(zip(names, combo))})
             try:
                 resolved = attempt.network(net_name, expr)
             except _Free as free:
@@ -895,7 +890,7 @@ def select_all(program: A.Program) -> list:
     ``[None]`` when there is none, so that resolving reports why.
     """
     try:
-        r = _Resolver(program, {}, True)
+        r = _Resolver(program, {})
     except ResolveError:
         return [None]  # resolving will report the duplicate definitions
     named = sorted(r.defs.networks.items(), key=lambda kv: kv[1].span.start)

@@ -13,8 +13,9 @@ argument with defaults filled in and sizes as pairs.  Conventions (docs/language
 from __future__ import annotations
 
 import math
-from .record import field, record
 from typing import Callable, Optional
+
+from .record import field, record
 
 
 class RuleError(Exception):

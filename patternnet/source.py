@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
-from .record import record
 
+from .record import record
 from . import limits
 from .diagnostics import Diagnostic, SourceError
 
