@@ -265,3 +265,11 @@ def test_format_properties_slow(source):
     check_round_trip(source)
     check_idempotent(source)
     check_layout(source)
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parent.parent / "examples")
+                                        .glob("*.pn")), ids=lambda p: p.name)
+def test_examples_are_in_the_canonical_layout(path):
+    """`patternnet fmt --check examples/` passes: the examples are what fmt writes."""
+    text = path.read_text(encoding="utf-8")
+    assert format_source(text, str(path)) == text
