@@ -69,9 +69,11 @@ def _axis(kind, axis, size, k, s, d, pad, ceil) -> tuple[int, tuple[int, int], O
     else:
         out = span // s + 1
     if out <= 0:
-        what = f"window {k}" if d == 1 else f"window {k} dilated by {d} = {k_eff}"
+        name = "kernel" if kind == "CONV" else "window"
+        what = f"{name} {k}" if d == 1 else f"{name} {k} dilated by {d} = {k_eff}"
+        lo, hi = ("⌈", "⌉") if ceil else ("⌊", "⌋")
         raise RuleError("E301", f"{kind} has no output: {axis} = {size}, {what}, stride {s}, "
-                        f"padding {p} → ⌊({size} − {k_eff} + 2·{p})/{s}⌋ + 1 = {span // s + 1}",
+                        f"padding {p} → {lo}({size} − {k_eff} + 2·{p})/{s}{hi} + 1 = {out}",
                         help="use p=same on the layers before it, a smaller window or stride, "
                         "fewer copies, or `?` to drop it where it does not fit")
     # rows of the real input after the last window (leftover padding is harmless)
