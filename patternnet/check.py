@@ -434,7 +434,11 @@ class _Walker:
         notes = list(notes)
         label = ""
         if self.copies:
-            label = "in " + ", ".join(f"copy {c.index} of {c.count}" for c in reversed(self.copies))
+            inner = self.copies[-1]
+            label = f"in copy {inner.index} of {inner.count}"
+            for outer, within in zip(reversed(self.copies[:-1]), reversed(self.copies[1:])):
+                notes.append(f"the repeat at {_where(within.span)} is in copy {outer.index} of "
+                             f"{outer.count} of the repeat at {_where(outer.span)}")
             notes.insert(0, _copy_trails(self.copies[-1], message.split(" ", 1)[0]))
         return _Fail(Diagnostic(code, message, span, help=help, notes=tuple(notes),
                                 trace=tuple(trace), label=label))
@@ -477,6 +481,10 @@ def _lint_dropout(w: _Walker) -> None:
 
 def _spatial(shape) -> str:
     return f"{shape[0]}" if len(shape) == 3 and shape[0] == shape[1] else fmt_shape(shape)
+
+
+def _where(span: Span) -> str:
+    return f"{span.line}:{span.col}"
 
 
 def _copy_trails(copy: _Copy, failing: str) -> str:

@@ -135,7 +135,9 @@ def test_block_chain_and_family_member():
     member = (GOLDEN / "e301_family_member.txt").read_text(encoding="utf-8")
     assert "error[E301]: member n=4:" in member
     nested = (GOLDEN / "e301_repeat_in_block.txt").read_text(encoding="utf-8")
-    assert "in copy 2 of 2, copy 3 of 3" in nested
+    # the caret names the innermost copy; a note places that repeat in the outer one
+    assert "^ in copy 2 of 2\n" in nested
+    assert "= note: the repeat at 2:12 is in copy 3 of 3 of the repeat at 3:19" in nested
 
 
 def test_strict_lints_are_errors():
