@@ -1,0 +1,379 @@
+"""A slow, obvious NumPy reference for every PatternNet layer.
+
+Written straight from the formulas of docs/language.md §9-§10 (PyTorch conventions for
+integer padding and ``ceil``, XLA SAME for ``same``), with explicit Python loops over the
+output positions and the kernel taps.  It never imports jax and uses no vectorised
+tricks (no im2col, no strided views, no ``np.pad``) that could share a bug with the
+backend: every output value is accumulated from the input values it reads.
+
+Everything computes in float64.  Images are NHWC ``(N, H, W, C)``, vectors ``(N, D)``.
+Padding is always given per side: ``((top, bottom), (left, right))``.
+
+Public functions:
+
+* sizes: ``same_padding``, ``out_size``, ``conv_padding``
+* layers: ``conv2d``, ``maxpool``, ``avgpool``, ``gap``, ``flatten``, ``fc``,
+  ``batchnorm_train``, ``batchnorm_eval``, ``lrn``, ``relu``, ``tanh``, ``sigmoid``,
+  ``gelu``, ``softmax``, ``lrelu``, ``elu``, ``skip_projection``, ``concat``, ``add``
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = [
+    "same_padding", "out_size", "conv_padding", "pair",
+    "conv2d", "maxpool", "avgpool", "gap", "flatten", "fc",
+    "batchnorm_train", "batchnorm_eval", "lrn",
+    "relu", "tanh", "sigmoid", "gelu", "softmax", "lrelu", "elu",
+    "skip_projection", "concat", "add",
+]
+
+
+# --------------------------------------------------------------------------- sizes
+
+def pair(v):
+    """``3`` -> ``(3, 3)``; a pair stays a pair."""
+    if isinstance(v, (tuple, list)):
+        a, b = v
+        return int(a), int(b)
+    return int(v), int(v)
+
+
+def same_padding(size: int, kernel: int, stride: int, dilation: int = 1) -> tuple[int, int]:
+    """XLA/TensorFlow SAME along one axis: output ceil(size/stride), and the (lo, hi)
+    padding: total = max((out - 1)*S + D*(F - 1) + 1 - W, 0), lo = total // 2."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + dilation * (kernel - 1) + 1 - size, 0)
+    return total // 2, total - total // 2
+
+
+def out_size(size: int, kernel: int, stride: int, lo: int, hi: int, dilation: int = 1,
+             ceil: bool = False) -> int:
+    """Output length along one axis with ``lo``/``hi`` padding.
+
+    Floor mode: (W + lo + hi - D(F-1) - 1) // S + 1.  Ceil mode (PyTorch's
+    ``ceil_mode``): round the division up, then drop the last window when it would start
+    at or beyond W + lo (beyond the input and its leading padding)."""
+    span = size + lo + hi - (dilation * (kernel - 1) + 1)
+    if ceil:
+        out = math.ceil(span / stride) + 1
+        if (out - 1) * stride >= size + lo:
+            out -= 1
+        return out
+    return span // stride + 1
+
+
+def conv_padding(pad, size_hw, kernel, stride, dilation=1):
+    """Per-side padding ``((top, bottom), (left, right))`` for a layer's ``pad`` argument:
+    ``"same"``, ``"valid"``, an integer or an ``(ph, pw)`` pair (symmetric per axis)."""
+    kh, kw = pair(kernel)
+    sh, sw = pair(stride)
+    dh, dw = pair(dilation)
+    if pad == "same":
+        return (same_padding(size_hw[0], kh, sh, dh), same_padding(size_hw[1], kw, sw, dw))
+    if pad == "valid":
+        return ((0, 0), (0, 0))
+    ph, pw = pair(pad)
+    return ((ph, ph), (pw, pw))
+
+
+# --------------------------------------------------------------------------- layers
+
+def _f64(a):
+    return np.asarray(a, dtype=np.float64)
+
+
+def conv2d(x, w, b=None, stride=1, padding=((0, 0), (0, 0)), dilation=1, groups=1):
+    """Cross-correlation (no kernel flip), NHWC input, HWIO weights ``(kh, kw, C/groups, K)``.
+
+    out[n, i, j, k] = b[k] + sum over taps (u, v) and the input channels c of k's group of
+      x[n, i*sh - top + u*dh, j*sw - left + v*dw, c] * w[u, v, c - g*C/groups, k]
+    where a position outside the input reads zero."""
+    x = _f64(x)
+    w = _f64(w)
+    n_, h, wd, c = x.shape
+    kh, kw, cg, k = w.shape
+    sh, sw = pair(stride)
+    dh, dw = pair(dilation)
+    (pt, pb), (pl, pr) = padding
+    assert c == cg * groups, (c, cg, groups)
+    assert k % groups == 0
+    kg = k // groups
+    oh = out_size(h, kh, sh, pt, pb, dh)
+    ow = out_size(wd, kw, sw, pl, pr, dw)
+    out = np.zeros((n_, oh, ow, k))
+    for n in range(n_):
+        for i in range(oh):
+            for j in range(ow):
+                for o in range(k):
+                    g = o // kg
+                    acc = 0.0 if b is None else float(b[o])
+                    for u in range(kh):
+                        r = i * sh - pt + u * dh
+                        if r < 0 or r >= h:
+                            continue
+                        for v in range(kw):
+                            q = j * sw - pl + v * dw
+                            if q < 0 or q >= wd:
+                                continue
+                            for ci in range(cg):
+                                acc += x[n, r, q, g * cg + ci] * w[u, v, ci, o]
+                    out[n, i, j, o] = acc
+    return out
+
+
+def _pool_windows(size, kernel, stride, lo, hi, ceil):
+    """For each output position along one axis: (start, end) of the window clipped to the
+    input, and the PyTorch divisor length: the window clipped to the padded input
+    [-lo, size + hi)."""
+    out = out_size(size, kernel, stride, lo, hi, 1, ceil)
+    wins = []
+    for i in range(out):
+        start = i * stride - lo
+        end = start + kernel
+        div_end = min(end, size + hi)      # PyTorch: hend = min(hstart + k, H + pad)
+        wins.append((max(start, 0), min(end, size), div_end - start))
+    return wins
+
+
+def maxpool(x, window=2, stride=None, padding=((0, 0), (0, 0)), ceil=False):
+    """Max over each window; padded positions (and positions past the padded input that a
+    ceil-mode window covers) never win: the max runs over the real input only."""
+    x = _f64(x)
+    kh, kw = pair(window)
+    sh, sw = pair(window if stride is None else stride)
+    (pt, pb), (pl, pr) = padding
+    n_, h, wd, c = x.shape
+    rows = _pool_windows(h, kh, sh, pt, pb, ceil)
+    cols = _pool_windows(wd, kw, sw, pl, pr, ceil)
+    out = np.zeros((n_, len(rows), len(cols), c))
+    for n in range(n_):
+        for i, (r0, r1, _) in enumerate(rows):
+            for j, (q0, q1, _) in enumerate(cols):
+                for ch in range(c):
+                    best = -math.inf
+                    for r in range(r0, r1):
+                        for q in range(q0, q1):
+                            if x[n, r, q, ch] > best:
+                                best = x[n, r, q, ch]
+                    out[n, i, j, ch] = best
+    return out
+
+
+def avgpool(x, window=2, stride=None, padding=((0, 0), (0, 0)), ceil=False):
+    """Average with PyTorch's ``count_include_pad=True``: the sum of the real input values
+    in the window divided by the window's size clipped to the padded input (the full
+    window, except for a last partial window kept by ``ceil``)."""
+    x = _f64(x)
+    kh, kw = pair(window)
+    sh, sw = pair(window if stride is None else stride)
+    (pt, pb), (pl, pr) = padding
+    n_, h, wd, c = x.shape
+    rows = _pool_windows(h, kh, sh, pt, pb, ceil)
+    cols = _pool_windows(wd, kw, sw, pl, pr, ceil)
+    out = np.zeros((n_, len(rows), len(cols), c))
+    for n in range(n_):
+        for i, (r0, r1, dr) in enumerate(rows):
+            for j, (q0, q1, dq) in enumerate(cols):
+                for ch in range(c):
+                    s = 0.0
+                    for r in range(r0, r1):
+                        for q in range(q0, q1):
+                            s += x[n, r, q, ch]
+                    out[n, i, j, ch] = s / (dr * dq)
+    return out
+
+
+def gap(x):
+    """Mean over H and W: (N, H, W, C) -> (N, C)."""
+    x = _f64(x)
+    n_, h, wd, c = x.shape
+    out = np.zeros((n_, c))
+    for n in range(n_):
+        for ch in range(c):
+            s = 0.0
+            for r in range(h):
+                for q in range(wd):
+                    s += x[n, r, q, ch]
+            out[n, ch] = s / (h * wd)
+    return out
+
+
+def flatten(x):
+    """(N, H, W, C) -> (N, H*W*C), element (h, w, c) at h*W*C + w*C + c; vectors unchanged."""
+    x = _f64(x)
+    if x.ndim == 2:
+        return x.copy()
+    n_, h, wd, c = x.shape
+    out = np.zeros((n_, h * wd * c))
+    for n in range(n_):
+        for r in range(h):
+            for q in range(wd):
+                for ch in range(c):
+                    out[n, r * wd * c + q * c + ch] = x[n, r, q, ch]
+    return out
+
+
+def fc(x, w, b=None):
+    """y[n, u] = b[u] + sum_d x[n, d] * w[d, u]; an image is flattened first."""
+    x = flatten(x) if np.ndim(x) == 4 else _f64(x)
+    w = _f64(w)
+    n_, d = x.shape
+    d2, units = w.shape
+    assert d == d2, (d, d2)
+    out = np.zeros((n_, units))
+    for n in range(n_):
+        for u in range(units):
+            acc = 0.0 if b is None else float(b[u])
+            for i in range(d):
+                acc += x[n, i] * w[i, u]
+            out[n, u] = acc
+    return out
+
+
+def _channel_values(x, ch):
+    """Every value of channel ``ch`` over the batch and the spatial positions."""
+    if x.ndim == 2:
+        return [x[n, ch] for n in range(x.shape[0])]
+    return [x[n, r, q, ch] for n in range(x.shape[0]) for r in range(x.shape[1])
+            for q in range(x.shape[2])]
+
+
+def _bn_apply(x, mean, var, scale, bias, eps):
+    out = np.zeros_like(x)
+    c = x.shape[-1]
+    for ch in range(c):
+        inv = 1.0 / math.sqrt(var[ch] + eps)
+        out[..., ch] = (x[..., ch] - mean[ch]) * inv * scale[ch] + bias[ch]
+    return out
+
+
+def batchnorm_train(x, scale, bias, running_mean, running_var, eps=1e-5, momentum=0.1):
+    """Training-mode BN.  Normalises with the batch mean and the biased batch variance
+    per channel (over N, H, W); returns ``(y, new_mean, new_var)`` with
+    running <- (1 - m)*running + m*batch, the running variance taking the *unbiased*
+    batch variance (as PyTorch)."""
+    x = _f64(x)
+    c = x.shape[-1]
+    mean = np.zeros(c)
+    var = np.zeros(c)
+    unbiased = np.zeros(c)
+    for ch in range(c):
+        vals = _channel_values(x, ch)
+        m = len(vals)
+        mu = sum(vals) / m
+        ss = sum((v - mu) ** 2 for v in vals)
+        mean[ch] = mu
+        var[ch] = ss / m
+        unbiased[ch] = ss / (m - 1)
+    y = _bn_apply(x, mean, var, _f64(scale), _f64(bias), eps)
+    new_mean = (1 - momentum) * _f64(running_mean) + momentum * mean
+    new_var = (1 - momentum) * _f64(running_var) + momentum * unbiased
+    return y, new_mean, new_var
+
+
+def batchnorm_eval(x, scale, bias, running_mean, running_var, eps=1e-5):
+    """Inference-mode BN: (x - running_mean)/sqrt(running_var + eps)*scale + bias."""
+    return _bn_apply(_f64(x), _f64(running_mean), _f64(running_var), _f64(scale), _f64(bias),
+                     eps)
+
+
+def lrn(x, size=5, alpha=1e-4, beta=0.75, k=2.0):
+    """PyTorch LocalResponseNorm / Caffe across channels:
+    b_c = a_c / (k + alpha/size * sum_{c' = c - size//2}^{c + (size-1)//2} a_c'^2)^beta,
+    channels outside [0, C) contributing zero."""
+    x = _f64(x)
+    c = x.shape[-1]
+    out = np.zeros_like(x)
+    for idx in np.ndindex(*x.shape[:-1]):
+        for ch in range(c):
+            s = 0.0
+            for cc in range(ch - size // 2, ch + (size - 1) // 2 + 1):
+                if 0 <= cc < c:
+                    s += x[idx + (cc,)] ** 2
+            out[idx + (ch,)] = x[idx + (ch,)] / (k + alpha / size * s) ** beta
+    return out
+
+
+def _elementwise(x, f):
+    x = _f64(x)
+    out = np.zeros_like(x)
+    for idx in np.ndindex(*x.shape):
+        out[idx] = f(float(x[idx]))
+    return out
+
+
+def relu(x):
+    return _elementwise(x, lambda v: v if v > 0 else 0.0)
+
+
+def tanh(x):
+    return _elementwise(x, math.tanh)
+
+
+def sigmoid(x):
+    return _elementwise(x, lambda v: 1.0 / (1.0 + math.exp(-v)))
+
+
+def gelu(x):
+    """Exact GELU: x * Phi(x) = x/2 * (1 + erf(x/sqrt 2))."""
+    return _elementwise(x, lambda v: 0.5 * v * (1.0 + math.erf(v / math.sqrt(2.0))))
+
+
+def lrelu(x, slope=0.01):
+    return _elementwise(x, lambda v: v if v > 0 else slope * v)
+
+
+def elu(x, alpha=1.0):
+    return _elementwise(x, lambda v: v if v > 0 else alpha * (math.exp(v) - 1.0))
+
+
+def softmax(x):
+    """Softmax over the last axis."""
+    x = _f64(x)
+    out = np.zeros_like(x)
+    for idx in np.ndindex(*x.shape[:-1]):
+        row = [float(v) for v in x[idx]]
+        m = max(row)
+        e = [math.exp(v - m) for v in row]
+        s = sum(e)
+        for ch, ev in enumerate(e):
+            out[idx + (ch,)] = ev / s
+    return out
+
+
+def skip_projection(x, w, scale, bias, running_mean, running_var, stride, train=False,
+                    eps=1e-5, momentum=0.1):
+    """torchvision's ResNet downsample: 1x1 CONV(bias=false, stride, no padding) -> BN.
+    ``w`` is ``(1, 1, C, K)``.  Returns ``y`` in eval mode and ``(y, new_mean, new_var)``
+    in training mode."""
+    z = conv2d(x, w, None, stride=stride, padding=((0, 0), (0, 0)))
+    if train:
+        return batchnorm_train(z, scale, bias, running_mean, running_var, eps, momentum)
+    return batchnorm_eval(z, scale, bias, running_mean, running_var, eps)
+
+
+def concat(*xs):
+    """``|``: concatenate on channels (the last axis), branches left to right."""
+    xs = [_f64(a) for a in xs]
+    lead = xs[0].shape[:-1]
+    total = sum(a.shape[-1] for a in xs)
+    out = np.zeros(lead + (total,))
+    at = 0
+    for a in xs:
+        assert a.shape[:-1] == lead
+        for ch in range(a.shape[-1]):
+            out[..., at + ch] = a[..., ch]
+        at += a.shape[-1]
+    return out
+
+
+def add(*xs):
+    """``+``: element-wise sum of the branches."""
+    out = np.zeros_like(_f64(xs[0]))
+    for a in xs:
+        out = out + _f64(a)
+    return out
