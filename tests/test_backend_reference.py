@@ -897,14 +897,24 @@ def test_skip_identity():
 
 
 @pytest.mark.parametrize("train", [False, True], ids=["eval", "train"])
-@pytest.mark.parametrize("src,h,stride,padding", [
-    ("INPUT(6x6x4) -> (CONV(8, s=2, bias=false) -> BN + SKIP) -> RELU", 6, 2, ((0, 1), (0, 1))),
-    ("INPUT(7x7x4) -> (CONV(6, s=2, bias=false) -> BN + SKIP) -> RELU", 7, 2, ((1, 1), (1, 1))),
-    ("INPUT(5x5x4) -> (CONV(6, bias=false) -> BN + SKIP) -> RELU", 5, 1, ((1, 1), (1, 1))),
+@pytest.mark.parametrize("src,hw,stride,padding", [
+    ("INPUT(6x6x4) -> (CONV(8, s=2, bias=false) -> BN + SKIP) -> RELU", (6, 6), 2,
+     ((0, 1), (0, 1))),
+    ("INPUT(7x7x4) -> (CONV(6, s=2, bias=false) -> BN + SKIP) -> RELU", (7, 7), 2,
+     ((1, 1), (1, 1))),
+    ("INPUT(5x5x4) -> (CONV(6, bias=false) -> BN + SKIP) -> RELU", (5, 5), 1,
+     ((1, 1), (1, 1))),
+    # 7 -> 3: the projection's stride is 3 (the smallest s with (7 - 1)//s + 1 = 3)
+    ("INPUT(7x7x4) -> (CONV(4, s=3, bias=false) -> BN + SKIP) -> RELU", (7, 7), 3,
+     ((1, 1), (1, 1))),
+    # a different stride per axis
+    ("INPUT(6x5x4) -> (CONV(8, s=(2, 1), bias=false) -> BN + SKIP) -> RELU", (6, 5), (2, 1),
+     ((0, 1), (1, 1))),
 ])
-def test_skip_projection(src, h, stride, padding, train):
+def test_skip_projection(src, hw, stride, padding, train):
     model, params, state, rng = build(src)
-    x = rng.normal(size=(3, h, h, 4))
+    assert dict(patternnet.check(src).layers[-2].args)["stride"] == ref.pair(stride)
+    x = rng.normal(size=(3,) + hw + (4,))
     y, new_state = apply(model, params, state, x, train=train, rng=_key(0) if train else None)
     p, s = params, state
     z = ref.conv2d(f32(x), p["conv1"]["w"], None, stride, padding)
@@ -981,3 +991,33 @@ def test_cross_entropy_after_softmax_scores_the_logits():
     logits = ref.fc(f32(x), params["fc1"]["w"], params["fc1"]["b"])
     (l, _), _ = m1.value_and_grad(params, state, x, labels, loss="cross_entropy", train=False)
     assert float(l) == pytest.approx(_ref_cross_entropy(logits, labels), rel=1e-5)
+
+
+# --- compile options and keys -----------------------------------------------------------
+
+def test_compile_options_input_shape_classes_define():
+    import jax
+    model, params, state, rng = build("n in 1..3\nINPUT -> [CONV(2) -> RELU]*n -> FC",
+                                      define={"n": 2}, input_shape="4x5x3", classes=3)
+    assert shapes(params) == {"conv1": {"w": (3, 3, 3, 2), "b": (2,)},
+                              "conv2": {"w": (3, 3, 2, 2), "b": (2,)},
+                              "fc1": {"w": (4 * 5 * 2, 3), "b": (3,)}}
+    x = rng.normal(size=(2, 4, 5, 3))
+    y, _ = apply(model, params, state, x)
+    z = f32(x)
+    for name in ("conv1", "conv2"):
+        z = ref.relu(ref.conv2d(z, params[name]["w"], params[name]["b"],
+                                padding=((1, 1), (1, 1))))
+    close(y, ref.fc(z, params["fc1"]["w"], params["fc1"]["b"]))
+
+
+def test_typed_keys():
+    import jax
+    model = _compile("INPUT(50) -> FC(20) -> DROPOUT")
+    params, state = model.init(jax.random.key(0))
+    x = np.ones((4, 50), np.float32)
+    y1, _ = model.apply(params, state, x, train=True, rng=jax.random.key(1))
+    y2, _ = model.apply(params, state, x, train=True, rng=jax.random.PRNGKey(1))
+    assert np.asarray(y1).shape == (4, 20)
+    # the same seed as a typed key or a raw key gives the same mask
+    np.testing.assert_array_equal(np.asarray(y1) != 0, np.asarray(y2) != 0)
