@@ -1,0 +1,369 @@
+"""The backend's layer functions: one apply function per layer kind, one init function
+per kind with parameters or state.
+
+A layer function is ``fn(layer, params, state, x, ctx) -> (y, new_state)``:
+
+* ``layer`` is the compiled ``Layer`` (path, kind, every resolved argument in
+  ``layer.args``, input and output shapes, the stable seed of its path);
+* ``params`` / ``state`` are the layer's own sub-dicts (``None`` when it has none);
+* ``x`` is the batch, NHWC ``(N, H, W, C)`` or ``(N, D)``;
+* ``ctx`` carries ``train`` (a Python bool) and ``rng`` (a key or ``None``);
+* ``new_state`` is the layer's updated state sub-dict, or ``None`` when it has none.
+
+An init function is ``init(layer) -> (params, state)``: nested dicts of ``Init`` (shape
+and fill) or ``None``; the model turns them into arrays (model.py, ``Model.init``).
+
+Adding a layer: one entry in ``patternnet/layers.py``, one shape rule in
+``patternnet/rules.py``, one function here registered in ``LAYER_FNS`` (and ``INIT_FNS``
+if it has parameters or state).  The semantics are documented in docs/backend.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from typing import Any, Callable, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+_DN = ("NHWC", "HWIO", "NHWC")
+SKIP_BN_EPS = 1e-5        # the projection's BN: torchvision's BatchNorm2d defaults
+SKIP_BN_MOMENTUM = 0.1
+
+
+class Layer:
+    """One checked layer, ready to run: ``CLayer`` plus what the backend needs."""
+
+    __slots__ = ("path", "keys", "kind", "args", "in_shape", "out_shape", "params", "state",
+                 "seed", "clayer")
+
+    def __init__(self, clayer):
+        self.clayer = clayer
+        self.path: str = clayer.path
+        self.keys: tuple[str, ...] = tuple(clayer.path.split("."))
+        self.kind: str = clayer.kind
+        self.args: dict = dict(clayer.args)
+        self.in_shape: tuple = clayer.in_shape
+        self.out_shape: tuple = clayer.out_shape
+        self.params: int = clayer.params
+        self.state: int = clayer.state
+        self.seed: tuple[int, int] = path_seed(clayer.path)
+
+    def __repr__(self) -> str:
+        return f"Layer({self.path!r}, {self.kind})"
+
+
+class Ctx:
+    """What one call of ``apply`` passes to every layer."""
+
+    __slots__ = ("train", "rng")
+
+    def __init__(self, train: bool, rng):
+        self.train, self.rng = train, rng
+
+
+def path_seed(path: str) -> tuple[int, int]:
+    """Two 32-bit words from BLAKE2b of the path: stable across runs and machines."""
+    d = hashlib.blake2b(path.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(d[:4], "little"), int.from_bytes(d[4:], "little")
+
+
+def layer_key(key, seed: tuple[int, int]):
+    """The key of one layer: ``fold_in(fold_in(key, seed[0]), seed[1])``."""
+    return jax.random.fold_in(jax.random.fold_in(key, seed[0]), seed[1])
+
+
+#: values per chunk of random initial values (see ``Model.init``)
+CHUNK = 1024
+
+
+class Init:
+    """How one parameter or state tensor starts: ``fill`` is "uniform" (U(-1/sqrt(fan_in),
+    1/sqrt(fan_in)), PyTorch's default for Conv2d and Linear), "ones" or "zeros".  The
+    model draws every uniform tensor of a network in one jitted program (model.py)."""
+
+    __slots__ = ("shape", "fill", "fan_in")
+
+    def __init__(self, shape, fill: str, fan_in: int = 0):
+        self.shape, self.fill, self.fan_in = tuple(shape), fill, fan_in
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+    def __repr__(self) -> str:
+        extra = f", fan_in={self.fan_in}" if self.fill == "uniform" else ""
+        return f"Init({self.shape}, {self.fill!r}{extra})"
+
+
+# --- CONV ----------------------------------------------------------------------------
+
+
+def conv(layer: Layer, p, s, x, ctx):
+    a = layer.args
+    y = lax.conv_general_dilated(x, p["w"], a["stride"], a["padding"],
+                                 rhs_dilation=a["dilation"], dimension_numbers=_DN,
+                                 feature_group_count=a["groups"])
+    if a["bias"]:
+        y = y + p["b"]
+    return y, None
+
+
+def init_conv(layer: Layer):
+    a = layer.args
+    kh, kw = a["kernel"]
+    cin = layer.in_shape[-1] // a["groups"]
+    fan_in = kh * kw * cin
+    p = {"w": Init((kh, kw, cin, a["filters"]), "uniform", fan_in)}
+    if a["bias"]:
+        p["b"] = Init((a["filters"],), "uniform", fan_in)
+    return p, None
+
+
+# --- pooling -------------------------------------------------------------------------
+
+
+def _pool_padding(layer: Layer):
+    """Per-side padding of H and W for ``reduce_window``: the checker's padding plus,
+    in ceil mode, the extra high-side rows that make room for the last partial window."""
+    pads = []
+    for axis in (0, 1):
+        size, out = layer.in_shape[axis], layer.out_shape[axis]
+        k, st = layer.args["window"][axis], layer.args["stride"][axis]
+        lo, hi = layer.args["padding"][axis]
+        extra = max(0, (out - 1) * st + k - (size + lo + hi))
+        pads.append((lo, hi + extra))
+    return pads
+
+
+def _window(layer: Layer):
+    (kh, kw), (sh, sw) = layer.args["window"], layer.args["stride"]
+    (t, b), (l, r) = _pool_padding(layer)
+    return (1, kh, kw, 1), (1, sh, sw, 1), ((0, 0), (t, b), (l, r), (0, 0))
+
+
+def maxpool(layer: Layer, p, s, x, ctx):
+    dims, strides, pads = _window(layer)
+    return lax.reduce_window(x, np.array(-np.inf, x.dtype), lax.max, dims, strides, pads), None
+
+
+def _avg_divisor(layer: Layer) -> np.ndarray:
+    """PyTorch's count_include_pad divisor per output position, (H', W', 1): a window
+    counts its padded positions, but not the part past the high padding that a last
+    partial window kept by ``ceil`` reaches (hend = min(hstart + k, H + pad))."""
+    per_axis = []
+    for axis in (0, 1):
+        size, out = layer.in_shape[axis], layer.out_shape[axis]
+        k, st = layer.args["window"][axis], layer.args["stride"][axis]
+        lo, hi = layer.args["padding"][axis]
+        starts = np.arange(out) * st - lo
+        per_axis.append(np.minimum(starts + k, size + hi) - starts)
+    return (per_axis[0][:, None] * per_axis[1][None, :])[:, :, None]
+
+
+def avgpool(layer: Layer, p, s, x, ctx):
+    dims, strides, pads = _window(layer)
+    total = lax.reduce_window(x, np.array(0, x.dtype), lax.add, dims, strides, pads)
+    div = _avg_divisor(layer)
+    if (div == div.flat[0]).all():
+        return total / float(div.flat[0]), None
+    return total / jnp.asarray(div, x.dtype), None
+
+
+# --- shape changes -------------------------------------------------------------------
+
+
+def gap(layer: Layer, p, s, x, ctx):
+    return jnp.mean(x, axis=(1, 2)), None
+
+
+def flatten(layer: Layer, p, s, x, ctx):
+    return x.reshape(x.shape[0], -1), None
+
+
+def fc(layer: Layer, p, s, x, ctx):
+    if x.ndim > 2:  # implicit flatten, row-major (H, W, C)
+        x = x.reshape(x.shape[0], -1)
+    y = x @ p["w"]
+    if layer.args["bias"]:
+        y = y + p["b"]
+    return y, None
+
+
+def init_fc(layer: Layer):
+    din = math.prod(layer.in_shape)
+    units = layer.args["units"]
+    p = {"w": Init((din, units), "uniform", din)}
+    if layer.args["bias"]:
+        p["b"] = Init((units,), "uniform", din)
+    return p, None
+
+
+# --- activations ---------------------------------------------------------------------
+
+
+def _elementwise(f: Callable) -> Callable:
+    def fn(layer: Layer, p, s, x, ctx):
+        return f(x, layer.args), None
+    fn.__name__ = f.__name__
+    return fn
+
+
+@_elementwise
+def relu(x, a):
+    return jax.nn.relu(x)
+
+
+@_elementwise
+def tanh(x, a):
+    return jnp.tanh(x)
+
+
+@_elementwise
+def sigmoid(x, a):
+    return jax.nn.sigmoid(x)
+
+
+@_elementwise
+def gelu(x, a):
+    return jax.nn.gelu(x, approximate=False)
+
+
+@_elementwise
+def softmax(x, a):
+    return jax.nn.softmax(x, axis=-1)
+
+
+@_elementwise
+def lrelu(x, a):
+    return jnp.where(x > 0, x, a["slope"] * x)
+
+
+@_elementwise
+def elu(x, a):
+    return jax.nn.elu(x, a["alpha"])
+
+
+@_elementwise
+def identity(x, a):
+    return x
+
+
+# --- normalisation and regularisation -------------------------------------------------
+
+
+def batch_norm(x, p, s, train: bool, eps: float, momentum: float, where: str = "BN"):
+    """BN over every axis but the last; returns (y, new_state)."""
+    axes = tuple(range(x.ndim - 1))
+    if train:
+        n = x.size // x.shape[-1]
+        if n < 2:
+            raise ValueError(f"{where}: BN in training needs more than one value per channel "
+                             f"(got input {tuple(x.shape)}); PyTorch raises here too: use a "
+                             "batch of 2 or more, or train=False")
+        mean = jnp.mean(x, axis=axes)
+        var = jnp.mean(jnp.square(x - mean), axis=axes)          # biased: normalises
+        unbiased = var * (n / (n - 1))                            # for the running var
+        m = momentum
+        new = {"mean": (1 - m) * s["mean"] + m * lax.stop_gradient(mean).astype(s["mean"].dtype),
+               "var": (1 - m) * s["var"] + m * lax.stop_gradient(unbiased).astype(s["var"].dtype)}
+    else:
+        mean, var, new = s["mean"], s["var"], s
+    inv = lax.rsqrt(var + eps) * p["scale"]
+    return x * inv + (p["bias"] - mean * inv), new
+
+
+def bn(layer: Layer, p, s, x, ctx):
+    a = layer.args
+    return batch_norm(x, p, s, ctx.train, a["eps"], a["momentum"], layer.path)
+
+
+def _bn_init(c: int):
+    return ({"scale": Init((c,), "ones"), "bias": Init((c,), "zeros")},
+            {"mean": Init((c,), "zeros"), "var": Init((c,), "ones")})
+
+
+def init_bn(layer: Layer):
+    return _bn_init(layer.in_shape[-1])
+
+
+def lrn(layer: Layer, p, s, x, ctx):
+    """PyTorch's LocalResponseNorm: b_c = a_c / (k + alpha/size * sum a_c'^2)^beta over
+    the channels c - size//2 .. c + (size-1)//2, zeros beyond the edges."""
+    a = layer.args
+    size = a["size"]
+    sq = lax.reduce_window(jnp.square(x), np.array(0, x.dtype), lax.add, (1, 1, 1, size),
+                           (1, 1, 1, 1), ((0, 0), (0, 0), (0, 0), (size // 2, (size - 1) // 2)))
+    return x / (a["k"] + (a["alpha"] / size) * sq) ** a["beta"], None
+
+
+def dropout(layer: Layer, p, s, x, ctx):
+    rate = layer.args["rate"]
+    if not ctx.train or rate == 0:
+        return x, None
+    if ctx.rng is None:
+        raise ValueError(f"{layer.path}: DROPOUT in training needs a random key: pass "
+                         "rng=jax.random.key(...) (or train=False for inference)")
+    keep = jax.random.bernoulli(layer_key(ctx.rng, layer.seed), 1.0 - rate, x.shape)
+    return jnp.where(keep, x / (1.0 - rate), jnp.zeros((), x.dtype)), None
+
+
+# --- residuals -----------------------------------------------------------------------
+
+
+def skip(layer: Layer, p, s, x, ctx):
+    """Identity, or torchvision's downsample: 1x1 CONV(stride, bias=false) -> BN."""
+    a = layer.args
+    if not a["project"]:
+        return x, None
+    y = lax.conv_general_dilated(x, p["conv"]["w"], a["stride"], ((0, 0), (0, 0)),
+                                 dimension_numbers=_DN)
+    y, bn_state = batch_norm(y, p["bn"], s["bn"], ctx.train, SKIP_BN_EPS, SKIP_BN_MOMENTUM,
+                             layer.path)
+    return y, {"bn": bn_state}
+
+
+def init_skip(layer: Layer):
+    a = layer.args
+    if not a["project"]:
+        return None, None
+    cin, cout = layer.in_shape[-1], a["filters"]
+    bn_p, bn_s = _bn_init(cout)
+    return {"conv": {"w": Init((1, 1, cin, cout), "uniform", cin)}, "bn": bn_p}, {"bn": bn_s}
+
+
+# --- the registries ------------------------------------------------------------------
+
+#: kind -> apply function ``fn(layer, params, state, x, ctx) -> (y, new_state)``
+LAYER_FNS: dict[str, Callable[..., tuple[Any, Optional[dict]]]] = {
+    "INPUT": identity,
+    "CONV": conv,
+    "POOL": maxpool,
+    "AVGPOOL": avgpool,
+    "GAP": gap,
+    "FLATTEN": flatten,
+    "FC": fc,
+    "RELU": relu,
+    "TANH": tanh,
+    "SIGMOID": sigmoid,
+    "GELU": gelu,
+    "SOFTMAX": softmax,
+    "LRELU": lrelu,
+    "ELU": elu,
+    "BN": bn,
+    "LRN": lrn,
+    "DROPOUT": dropout,
+    "ID": identity,
+    "SKIP": skip,
+}
+
+#: kind -> init function ``init(layer) -> (params, state)`` as nested dicts of ``Init``
+INIT_FNS: dict[str, Callable[..., tuple[Optional[dict], Optional[dict]]]] = {
+    "CONV": init_conv,
+    "FC": init_fc,
+    "BN": init_bn,
+    "SKIP": init_skip,
+}

@@ -1,0 +1,462 @@
+"""``compile`` and ``Model``: a checked network as pure JAX functions.
+
+The checked graph (``CSeq`` / ``CRepeat`` / ``CBranches`` / ``CLayer``) becomes a plan of
+the same shape (``_Seq`` / ``_Repeat`` / ``_Branches`` / ``Layer``), which ``_Runner``
+interprets while JAX traces it.  Repeats are unrolled: each copy runs with its own
+parameters under its own paths.  ``_Repeat`` keeps the copies together so that a later
+version can run uniform copies with ``jax.lax.scan`` over stacked parameters.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import operator
+from typing import Callable, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..api import check_resolved, load, parse_shape
+from ..check import CBranches, CheckedNet, CLayer, CRepeat, CSeq
+from ..diagnostics import Diagnostic, ResolveError
+from ..resolve import Family, resolve
+from .layers import CHUNK, INIT_FNS, LAYER_FNS, Ctx, Init, Layer, path_seed
+
+LOSSES = ("cross_entropy", "mse")
+
+
+# --- the plan ------------------------------------------------------------------------
+
+
+class _Seq:
+    __slots__ = ("items",)
+
+    def __init__(self, items):
+        self.items = tuple(items)
+
+
+class _Repeat:
+    """``body*n``: the copies, each its own ``_Seq`` with its own parameter paths."""
+    __slots__ = ("copies",)
+
+    def __init__(self, copies):
+        self.copies = tuple(copies)
+
+
+class _Branches:
+    __slots__ = ("op", "branches")
+
+    def __init__(self, op, branches):
+        self.op, self.branches = op, tuple(branches)
+
+
+def _plan(node, layers: list):
+    if isinstance(node, CLayer):
+        if node.kind not in LAYER_FNS:
+            raise NotImplementedError(f"the JAX backend has no function for layer {node.kind} "
+                                      "(add one to patternnet.backend.layers.LAYER_FNS)")
+        layer = Layer(node)
+        layers.append(layer)
+        return layer
+    if isinstance(node, CSeq):
+        return _Seq(_plan(n, layers) for n in node.items)
+    if isinstance(node, CRepeat):
+        return _Repeat(_plan(c, layers) for c in node.copies)
+    if isinstance(node, CBranches):
+        return _Branches(node.op, (_plan(b, layers) for b in node.branches))
+    raise AssertionError(f"unexpected node {node!r}")
+
+
+def _final_layer(node) -> Optional[Layer]:
+    """The layer whose output is the network's output, if one is (not a `|` or `+`)."""
+    while True:
+        if isinstance(node, Layer):
+            return node
+        if isinstance(node, _Seq) and node.items:
+            node = node.items[-1]
+        elif isinstance(node, _Repeat) and node.copies:
+            node = node.copies[-1]
+        else:
+            return None
+
+
+# --- nested dicts keyed by path segments ---------------------------------------------
+
+
+def _nest(flat: dict) -> dict:
+    root: dict = {}
+    for path, value in flat.items():
+        _insert(root, tuple(path.split(".")), value)
+    return root
+
+
+def _get(tree, layer: Layer, what: str):
+    d = tree
+    try:
+        for k in layer.keys:
+            d = d[k]
+    except (KeyError, TypeError, IndexError):
+        raise KeyError(f"{what} has no entry for layer {layer.path} ({layer.kind}): pass the "
+                       f"{what} made by this model's init") from None
+    return d
+
+
+def _insert(root: dict, keys: tuple, value) -> None:
+    d = root
+    for k in keys[:-1]:
+        d = d.setdefault(k, {})
+    d[keys[-1]] = value
+
+
+def _flat_inits(spec, prefix: tuple):
+    """(inner keys, Init) for every leaf of a nested dict of ``Init``."""
+    if spec is None:
+        return
+    for k, v in spec.items():
+        if isinstance(v, Init):
+            yield prefix + (k,), v
+        else:
+            yield from _flat_inits(v, prefix + (k,))
+
+
+# --- running the plan ----------------------------------------------------------------
+
+
+class _Runner:
+    """One trace of the network: parameters in, outputs and the new state out."""
+
+    def __init__(self, params, state, ctx: Ctx, skip: Optional[Layer], collect: Optional[dict]):
+        self.params, self.state, self.ctx = params, state, ctx
+        self.skip, self.collect = skip, collect
+        self.new_state: dict = {}
+
+    def run(self, node, x):
+        if isinstance(node, Layer):
+            return self.layer(node, x)
+        if isinstance(node, _Seq):
+            for item in node.items:
+                x = self.run(item, x)
+            return x
+        if isinstance(node, _Repeat):
+            for copy in node.copies:
+                x = self.run(copy, x)
+            return x
+        outs = [self.run(b, x) for b in node.branches]
+        if node.op == "+":
+            return functools.reduce(operator.add, outs)
+        return jnp.concatenate(outs, axis=-1)
+
+    def layer(self, layer: Layer, x):
+        if layer is self.skip:
+            return x
+        p = _get(self.params, layer, "params") if layer.params else None
+        s = _get(self.state, layer, "state") if layer.state else None
+        y, s_new = LAYER_FNS[layer.kind](layer, p, s, x, self.ctx)
+        if layer.state:
+            self.new_state[layer.path] = s_new
+        if self.collect is not None:
+            self.collect[layer.path] = y
+        return y
+
+
+# --- losses --------------------------------------------------------------------------
+
+
+def cross_entropy(logits, labels):
+    """Mean softmax cross-entropy of ``logits`` (N, C) against integer labels (N,)."""
+    labels = jnp.asarray(labels)
+    if not jnp.issubdtype(labels.dtype, jnp.integer):
+        raise ValueError(f"cross_entropy needs integer class labels, got {labels.dtype}; "
+                         "use loss='mse' or a callable for other targets")
+    if labels.shape != logits.shape[:-1]:
+        raise ValueError(f"cross_entropy: labels of shape {tuple(labels.shape)} do not match "
+                         f"outputs of shape {tuple(logits.shape)} (expected "
+                         f"{tuple(logits.shape[:-1])})")
+    logp = jax.nn.log_softmax(logits, axis=-1)
+    picked = jnp.take_along_axis(logp, labels[..., None].astype(jnp.int32), axis=-1)
+    return -jnp.mean(picked)
+
+
+def mse(outputs, targets):
+    """Mean over every element of (outputs - targets)^2; shapes must be equal."""
+    targets = jnp.asarray(targets)
+    if targets.shape != outputs.shape:
+        raise ValueError(f"mse: targets of shape {tuple(targets.shape)} do not match outputs "
+                         f"of shape {tuple(outputs.shape)}")
+    return jnp.mean(jnp.square(outputs - targets.astype(outputs.dtype)))
+
+
+# --- dtypes --------------------------------------------------------------------------
+
+
+def _dtype(dtype):
+    try:
+        name = jnp.dtype(dtype).name
+    except TypeError:
+        name = repr(dtype)
+    if name == "float32":
+        return jnp.float32
+    if name == "float64":
+        if jax.dtypes.canonicalize_dtype(jnp.float64) != jnp.float64:
+            raise ValueError("dtype='float64' needs 64-bit JAX: call "
+                             "jax.config.update('jax_enable_x64', True) or use "
+                             "`with jax.enable_x64(True):` around compile and the calls")
+        return jnp.float64
+    if name == "bfloat16":
+        raise ValueError("dtype='bfloat16' is not supported yet: this backend computes in "
+                         "float32 (or float64 with jax_enable_x64); bfloat16 is planned")
+    raise ValueError(f"dtype={dtype!r}: expected 'float32' (or 'float64' with jax_enable_x64)")
+
+
+# --- the model -----------------------------------------------------------------------
+
+
+class Model:
+    """A checked network compiled to pure JAX functions (see docs/backend.md).
+
+    ``init(key) -> (params, state)``, ``apply(params, state, x, train, rng) -> (y,
+    new_state)``, ``forward`` (jitted inference), ``value_and_grad`` / ``grad`` (jitted),
+    ``train_step(optimizer)`` (jitted), ``intermediates`` (every layer's output).
+    """
+
+    def __init__(self, checked: CheckedNet, dtype="float32"):
+        if not isinstance(checked, CheckedNet):
+            raise TypeError(f"Model needs a CheckedNet, got {type(checked).__name__}")
+        self.checked = checked
+        self.dtype = _dtype(dtype)
+        layers: list[Layer] = []
+        self._plan = _plan(checked.graph, layers)
+        self.layers: tuple[Layer, ...] = tuple(layers)
+        self._with_vars = tuple(l for l in layers if l.params or l.state)
+        missing = sorted({l.kind for l in self._with_vars if l.kind not in INIT_FNS})
+        if missing:
+            raise NotImplementedError(f"the JAX backend has no init function for {missing}")
+        self._tensors, self._seeds = self._init_plan(self._with_vars)
+        self._init_jit = jax.jit(self._init_impl)
+        final = _final_layer(self._plan)
+        self._final_softmax = final if final is not None and final.kind == "SOFTMAX" else None
+        self._forward = jax.jit(self._forward_impl)
+        self._vg_cache: dict = {}
+
+    # basic facts ----------------------------------------------------------------------
+    @property
+    def input_shape(self) -> tuple:
+        return self.checked.input_shape
+
+    @property
+    def output_shape(self) -> tuple:
+        return self.checked.output_shape
+
+    def summary(self) -> str:
+        from ..summary import text
+        return text(self.checked)
+
+    def __repr__(self) -> str:
+        return (f"<patternnet Model {self.checked.label}: {self.checked.params:,} parameters, "
+                f"input {self.input_shape}, output {self.output_shape}>")
+
+    # init -----------------------------------------------------------------------------
+    def _init_plan(self, layers):
+        """Every tensor init makes, and the chunks of random values it draws (static)."""
+        tensors, a, b, j = [], [], [], []
+        chunks = 0
+        for layer in layers:
+            p, s = INIT_FNS[layer.kind](layer)
+            for where, spec, want in ((0, p, layer.params), (1, s, layer.state)):
+                flat = list(_flat_inits(spec, ()))
+                got = sum(init.size for _, init in flat)
+                if got != want:
+                    raise AssertionError(f"{layer.path}: init makes {got} "
+                                         f"{'parameters' if where == 0 else 'state'}, "
+                                         f"the checker counts {want}")
+                for inner, init in flat:
+                    start = None
+                    if init.fill == "uniform":
+                        name = "/".join((layer.path,) + inner)
+                        sa, sb = path_seed(name)
+                        n = -(-init.size // CHUNK)
+                        start, chunks = chunks, chunks + n
+                        a += [sa] * n
+                        b += [sb] * n
+                        j += range(n)
+                    tensors.append((where, layer.keys + inner, init, start))
+        seeds = tuple(np.asarray(v, np.uint32) for v in (a, b, j))
+        return tuple(tensors), seeds
+
+    def _init_impl(self, key, seeds):
+        """Chunk i of the random values is uniform [0, 1) from
+        fold_in(fold_in(fold_in(key, a_i), b_i), j_i); see ``init``."""
+        if len(seeds[0]):
+            def chunk(sa, sb, sj):
+                k = jax.random.fold_in(jax.random.fold_in(jax.random.fold_in(key, sa), sb), sj)
+                return jax.random.uniform(k, (CHUNK,), self.dtype)
+            u = jax.vmap(chunk)(*seeds).reshape(-1)
+        trees: tuple[dict, dict] = ({}, {})
+        for where, keys, init, start in self._tensors:
+            if init.fill == "uniform":
+                lo = start * CHUNK
+                bound = 1.0 / math.sqrt(init.fan_in)
+                value = ((2.0 * u[lo:lo + init.size] - 1.0) * bound).reshape(init.shape)
+            elif init.fill == "ones":
+                value = jnp.ones(init.shape, self.dtype)
+            else:
+                value = jnp.zeros(init.shape, self.dtype)
+            _insert(trees[where], keys, value)
+        return trees
+
+    def init(self, key) -> tuple[dict, dict]:
+        """Fresh ``(params, state)`` from a ``jax.random`` key (an int means
+        ``jax.random.key(key)``); the same key gives the same values.
+
+        CONV/FC weights and biases are U(-1/sqrt(fan_in), 1/sqrt(fan_in)), BN scale 1,
+        bias 0, running mean 0 and variance 1.  Each uniform tensor is named by its path
+        and leaf, e.g. "stage2.skip1/conv/w"; with (a, b) the two little-endian 32-bit
+        words of BLAKE2b-64 of that name, its chunk j of CHUNK values is
+        ``uniform(fold_in(fold_in(fold_in(key, a), b), j), (CHUNK,))`` and the tensor is
+        the first prod(shape) values of its chunks in row-major order, scaled to the
+        bound.  So a tensor depends only on the key and its name.  One jitted program
+        draws them all (traceable: ``jax.eval_shape(model.init, key)`` works)."""
+        if isinstance(key, int):
+            key = jax.random.key(key)
+        return self._init_jit(key, self._seeds)
+
+    # apply ----------------------------------------------------------------------------
+    def _input(self, x):
+        x = jnp.asarray(x)
+        want = tuple(self.input_shape)
+        if x.ndim != len(want) + 1 or tuple(x.shape[1:]) != want:
+            raise ValueError(f"input of shape {tuple(x.shape)}: this network takes a batch of "
+                             f"shape (N, {', '.join(map(str, want))})")
+        return x.astype(self.dtype) if x.dtype != self.dtype else x
+
+    def _run(self, params, state, x, train, rng, *, skip=None, collect=None):
+        if not isinstance(train, bool):
+            train = bool(train)  # a traced value fails here: `train` must be static
+        runner = _Runner(params, state, Ctx(train, rng), skip, collect)
+        y = runner.run(self._plan, self._input(x))
+        return y, _nest(runner.new_state)
+
+    def apply(self, params, state, x, train: bool = False, rng=None):
+        """``(y, new_state)``: the network on the batch ``x`` (N, H, W, C) or (N, D).
+
+        Pure.  ``train=True`` normalises BN with batch statistics and updates its running
+        statistics in ``new_state``, and applies DROPOUT, which needs ``rng``.  With
+        ``train=False`` the state comes back unchanged."""
+        return self._run(params, state, x, train, rng)
+
+    def intermediates(self, params, state, x, train: bool = False, rng=None) -> dict:
+        """Every layer's output, keyed by its path ("input", "conv1", "stage2.skip1", ...)."""
+        outs: dict = {}
+        self._run(params, state, x, train, rng, collect=outs)
+        return outs
+
+    def _forward_impl(self, params, state, x):
+        return self._run(params, state, x, False, None)[0]
+
+    def forward(self, params, state, x):
+        """Jitted inference: ``apply(params, state, x, train=False)[0]``."""
+        return self._forward(params, state, x)
+
+    # losses and gradients -------------------------------------------------------------
+    def _objective(self, loss, train: bool) -> Callable:
+        skip = None
+        if isinstance(loss, str):
+            if loss == "cross_entropy":
+                fn = cross_entropy
+                skip = self._final_softmax  # a final SOFTMAX: take the logits before it
+            elif loss == "mse":
+                fn = mse
+            else:
+                raise ValueError(f"loss={loss!r}: expected one of {', '.join(LOSSES)} or a "
+                                 "callable loss(outputs, labels) -> scalar")
+        elif callable(loss):
+            fn = loss
+        else:
+            raise TypeError(f"loss must be a name ({', '.join(LOSSES)}) or a callable")
+
+        def objective(params, state, x, labels, rng):
+            y, new_state = self._run(params, state, x, train, rng, skip=skip)
+            return fn(y, labels), new_state
+        return objective
+
+    def _vg(self, loss, train: bool):
+        key = (loss, bool(train))
+        hit = self._vg_cache.get(key)
+        if hit is None:
+            hit = jax.jit(jax.value_and_grad(self._objective(loss, bool(train)), has_aux=True))
+            self._vg_cache[key] = hit
+        return hit
+
+    def value_and_grad(self, params, state, x, labels, loss="cross_entropy", train: bool = True,
+                       rng=None):
+        """Jitted ``((loss, new_state), grads)``; grads has the structure of params.
+
+        ``loss``: "cross_entropy" (integer labels, softmax cross-entropy of the outputs
+        taken as logits, batch mean; a network ending in SOFTMAX is scored on that
+        SOFTMAX's input), "mse", or a callable ``loss(outputs, labels) -> scalar``."""
+        return self._vg(loss, train)(params, state, x, labels, rng)
+
+    def grad(self, params, state, x, labels, loss="cross_entropy", train: bool = True,
+             rng=None):
+        """Jitted gradient of the loss with respect to params (see ``value_and_grad``)."""
+        return self.value_and_grad(params, state, x, labels, loss, train, rng)[1]
+
+    def loss(self, params, state, x, labels, loss="cross_entropy", train: bool = False,
+             rng=None):
+        """The loss value alone (not jitted; ``train=False`` by default, for evaluation)."""
+        return self._objective(loss, train)(params, state, x, labels, rng)[0]
+
+    def train_step(self, optimizer, loss="cross_entropy") -> Callable:
+        """A jitted ``step(params, state, opt_state, x, labels, rng=None) -> (params, state,
+        opt_state, loss)`` for any optax ``GradientTransformation``; ``opt_state`` comes
+        from ``optimizer.init(params)``."""
+        import optax
+
+        grad_fn = jax.value_and_grad(self._objective(loss, True), has_aux=True)
+
+        def step(params, state, opt_state, x, labels, rng=None):
+            (value, new_state), grads = grad_fn(params, state, x, labels, rng)
+            updates, opt_state = optimizer.update(grads, opt_state, params)
+            return optax.apply_updates(params, updates), new_state, opt_state, value
+        return jax.jit(step)
+
+
+# --- compile -------------------------------------------------------------------------
+
+
+def compile(source_or_path, *, net: Optional[str] = None, define: Optional[dict] = None,
+            input_shape=None, classes: Optional[int] = None, dtype="float32",
+            strict: bool = False) -> Model:
+    """Parse, resolve and check one network, and compile it to a ``Model``.
+
+    ``source_or_path`` is a path, source text, a parsed ``Program`` or a ``CheckedNet``
+    (then the other selection arguments must be left out).  A family (free ranges) is an
+    error (E210): fix its ranges with ``define``.
+    """
+    if isinstance(source_or_path, CheckedNet):
+        if net is not None or define or input_shape is not None or classes is not None:
+            raise ValueError("compile(CheckedNet): net, define, input_shape and classes "
+                             "were already applied by check; leave them out")
+        return Model(source_or_path, dtype)
+    program = load(source_or_path)
+    resolved = resolve(program, net=net, define=define)
+    if isinstance(resolved, Family):
+        raise _family_error(resolved, program)
+    checked = check_resolved(resolved, program, parse_shape(input_shape), classes, strict)
+    return Model(checked, dtype)
+
+
+def _family_error(fam: Family, program) -> ResolveError:
+    free = fam.free
+    names = [f"`{r.name}` ({r.lo}..{r.hi})" for r in free]
+    listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    verb = "is a free range" if len(free) == 1 else "are free ranges"
+    example = ", ".join(f"{r.name!r}: {r.lo}" for r in free)
+    flags = " ".join(f"-D {r.name}={r.lo}" for r in free)
+    return ResolveError([Diagnostic(
+        "E210", f"{fam.name or 'the default network'} is a family of {fam.size:,} networks ({listed} {verb}); "
+        "compile needs one network", free[0].span if free else None,
+        help=f"fix the ranges: define={{{example}}} (on the command line {flags}); "
+        "patternnet.expand lists the members")], {program.file: program.text})
