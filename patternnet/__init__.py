@@ -8,14 +8,46 @@ of its own.  Nothing here imports jax: the checker path stays light, and
 ``compile`` imports the backend (and jax) only when called.
 """
 
+import sys as _sys
+import types as _types
+
 from .diagnostics import (Diagnostic, ParseError, PatternNetError, ResolveError, ShapeError,
                           SourceError)
-from .parse import parse
-from .resolve import Family, Network, resolve
-from .api import CheckedFamily, Member, check, expand
-from .check import CheckedNet, CLayer
 
 __version__ = "0.1.0"
+
+# The compiler's names are imported on first use (PEP 562), so that ``patternnet.load``
+# runs an export without importing the parser, resolver or checker.
+_LAZY = {"parse": "parse", "Family": "resolve", "Network": "resolve", "resolve": "resolve",
+         "CheckedFamily": "api", "Member": "api", "check": "api", "expand": "api",
+         "CheckedNet": "check", "CLayer": "check"}
+
+
+def __getattr__(name):
+    where = _LAZY.get(name)
+    if where is None:
+        raise AttributeError(f"module 'patternnet' has no attribute {name!r}")
+    import importlib
+    value = getattr(importlib.import_module("." + where, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
+
+
+class _Package(_types.ModuleType):
+    """``parse``, ``resolve`` and ``check`` are functions here and also submodules:
+    importing a submodule must not put the module in the function's place."""
+
+    def __setattr__(self, name, value):
+        if name in ("parse", "resolve", "check") and isinstance(value, _types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+_sys.modules[__name__].__class__ = _Package
 
 
 def compile(source_or_path, **kw):
@@ -26,8 +58,15 @@ def compile(source_or_path, **kw):
     return c(source_or_path, **kw)
 
 
+def load(path):
+    """Load a ``.pnx`` export (``Model.export``) as a callable ``Loaded`` (see
+    ``patternnet.backend.export``).  Imports jax, not the parser or the checker."""
+    from .backend.export import load as _load
+    return _load(path)
+
+
 __all__ = [
     "Diagnostic", "ParseError", "PatternNetError", "ResolveError", "ShapeError", "SourceError",
     "CheckedFamily", "CheckedNet", "CLayer", "Family", "Member", "Network",
-    "check", "compile", "expand", "parse", "resolve", "__version__",
+    "check", "compile", "expand", "load", "parse", "resolve", "__version__",
 ]

@@ -64,6 +64,8 @@ NO_EXAMPLE = {
     "E002": "file errors come from reading a path, not from program text",
     "E003": "a file over 1 MiB does not belong on a page",
     "E004": "a bad --input / classes= value is a usage error, not a program",
+    "E005": "export files (.pnx) are not program text",
+    "E006": "export files (.pnx) are not program text",
     "E215": "it takes 65 nested block definitions",
     "E216": "it takes a family of over 4,096 members",
 }

@@ -75,7 +75,17 @@ has parameters or state) in ``patternnet/backend/layers.py``.
 """
 
 from .layers import INIT_FNS, LAYER_FNS, Ctx, Layer
-from .model import LOSSES, Model, compile, cross_entropy, mse
+
+# ``model`` (which imports the checker) is imported on first use, so that
+# ``patternnet.backend.export.load`` runs an export without the compiler.
+_MODEL = ("LOSSES", "Model", "compile", "cross_entropy", "mse")
+
+
+def __getattr__(name):
+    if name in _MODEL:
+        from . import model
+        return getattr(model, name)
+    raise AttributeError(f"module 'patternnet.backend' has no attribute {name!r}")
 
 __all__ = ["INIT_FNS", "LAYER_FNS", "LOSSES", "Ctx", "Layer", "Model", "compile",
            "cross_entropy", "mse"]

@@ -422,6 +422,26 @@ class Model:
             return optax.apply_updates(params, updates), new_state, opt_state, value
         return jax.jit(step)
 
+    # export (patternnet/backend/export.py) --------------------------------------------
+    def export(self, path, params, state, batch: Optional[int] = None, platforms=None) -> None:
+        """Write inference (``forward``) to one ``.pnx`` file, atomically: the
+        ``jax.export`` of ``f(params, state, x)`` (batch symbolic with ``batch=None``,
+        else fixed), the params and state arrays and a JSON manifest.
+        ``patternnet.load(path)`` runs it.  See docs/backend.md, "Export"."""
+        from .export import export
+        export(self, path, params, state, batch, platforms)
+
+    def lower(self, params, state, batch: int = 1):
+        """``jax.jit(forward).lower(...)`` at a fixed batch (a ``jax.stages.Lowered``)."""
+        from .export import lower
+        return lower(self, params, state, batch)
+
+    def stablehlo(self, params=None, state=None, batch: Optional[int] = None) -> str:
+        """Inference's StableHLO text; ``batch=None``: the exported module, batch
+        symbolic.  Without params/state their shapes come from ``init``."""
+        from .export import stablehlo
+        return stablehlo(self, params, state, batch)
+
 
 # --- compile -------------------------------------------------------------------------
 
