@@ -276,3 +276,28 @@ def test_import_patternnet_stays_light_and_keeps_its_functions():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
                        env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)
     assert r.stdout.split() == ["True", "True", "patternnet.api", "resolve", "True"], r.stderr
+
+
+def test_platforms(digits, tmp_path):
+    model, params, state = digits
+    path = tmp_path / "multi.pnx"
+    model.export(path, params, state, platforms=("cpu", "cuda"))  # lowered without a GPU
+    loaded = patternnet.load(path)
+    assert loaded.metadata["platforms"] == ["cpu", "cuda"]
+    np.testing.assert_array_equal(np.asarray(loaded(_x(2))),
+                                  np.asarray(model.forward(params, state, _x(2))))
+
+
+def test_float64_export_needs_x64_to_load(tmp_path):
+    path = tmp_path / "f64.pnx"
+    with jax.enable_x64(True):
+        model = patternnet.compile(SMALL, dtype="float64")
+        params, state = model.init(0)
+        model.export(path, params, state)
+        loaded = patternnet.load(path)
+        assert loaded.metadata["dtype"] == "float64"
+        x = _x(2).astype(np.float64)
+        np.testing.assert_array_equal(np.asarray(loaded(x)),
+                                      np.asarray(model.forward(params, state, x)))
+    with pytest.raises(ValueError, match="float64.*jax_enable_x64"):
+        patternnet.load(path)

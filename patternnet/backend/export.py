@@ -175,6 +175,10 @@ class Loaded:
         self.output_shape = tuple(metadata["output_shape"])
         self.batch = metadata.get("batch")
         self.dtype = np.dtype(metadata["dtype"])
+        if jax.dtypes.canonicalize_dtype(self.dtype) != self.dtype:
+            raise ValueError(f"{file or 'this export'} computes in {self.dtype.name}: call "
+                             "jax.config.update('jax_enable_x64', True) (or load and call it "
+                             "inside `with jax.enable_x64(True):`)")
         self._call = jax.jit(exported.call)
 
     def __call__(self, x):
