@@ -2,9 +2,10 @@
 
 The checked graph (``CSeq`` / ``CRepeat`` / ``CBranches`` / ``CLayer``) becomes a plan of
 the same shape (``_Seq`` / ``_Repeat`` / ``_Branches`` / ``Layer``), which ``_Runner``
-interprets while JAX traces it.  Repeats are unrolled: each copy runs with its own
-parameters under its own paths.  ``_Repeat`` keeps the copies together so that a later
-version can run uniform copies with ``jax.lax.scan`` over stacked parameters.
+interprets while JAX traces it.  A repeat whose copies are structurally identical from
+some copy on runs its leading copies unrolled and its uniform tail as one ``jax.lax.scan``
+over parameters stacked inside the trace from the per-copy dicts (``scan=`` of
+``compile``; docs/backend.md "Repeats"), so the public pytree keeps one entry per copy.
 """
 
 from __future__ import annotations
@@ -38,11 +39,23 @@ class _Seq:
 
 
 class _Repeat:
-    """``body*n``: the copies, each its own ``_Seq`` with its own parameter paths."""
-    __slots__ = ("copies",)
+    """``body*n``: the copies, each its own ``_Seq`` with its own parameter paths.
+
+    ``start``: the first copy of the uniform tail (copies ``start..n-1`` have the same
+    layer kinds, arguments and shapes position by position, so the tail can run as one
+    ``lax.scan``); ``tail``: the layers of each tail copy, execution order (position j of
+    every copy is the same layer of the body); ``paths``: every layer path in the repeat."""
+    __slots__ = ("copies", "start", "tail", "paths")
 
     def __init__(self, copies):
         self.copies = tuple(copies)
+        sigs = [_signature(c) for c in self.copies]
+        start = len(sigs) - 1
+        while start > 0 and sigs[start - 1] == sigs[-1]:
+            start -= 1
+        self.start = max(start, 0)
+        self.tail = tuple(tuple(_layers_of(c)) for c in self.copies[self.start:])
+        self.paths = frozenset(l.path for c in self.copies for l in _layers_of(c))
 
 
 class _Branches:
@@ -50,6 +63,34 @@ class _Branches:
 
     def __init__(self, op, branches):
         self.op, self.branches = op, tuple(branches)
+
+
+def _layers_of(node):
+    """The layers of a plan node, execution order."""
+    if isinstance(node, Layer):
+        yield node
+    elif isinstance(node, _Seq):
+        for item in node.items:
+            yield from _layers_of(item)
+    elif isinstance(node, _Repeat):
+        for copy in node.copies:
+            yield from _layers_of(copy)
+    else:
+        for branch in node.branches:
+            yield from _layers_of(branch)
+
+
+def _signature(node):
+    """What must agree between two copies for one scan body to run both: the structure,
+    and per layer its kind, arguments, shapes and counts (not its path)."""
+    if isinstance(node, Layer):
+        return ("L", node.kind, repr(sorted(node.args.items())), node.in_shape,
+                node.out_shape, node.params, node.state)
+    if isinstance(node, _Seq):
+        return ("S",) + tuple(_signature(i) for i in node.items)
+    if isinstance(node, _Repeat):
+        return ("R",) + tuple(_signature(c) for c in node.copies)
+    return ("B", node.op) + tuple(_signature(b) for b in node.branches)
 
 
 def _plan(node, layers: list):
@@ -124,12 +165,39 @@ def _flat_inits(spec, prefix: tuple):
 # --- running the plan ----------------------------------------------------------------
 
 
-class _Runner:
-    """One trace of the network: parameters in, outputs and the new state out."""
+#: scan="auto" scans a repeat whose uniform tail has at least this many copies
+SCAN_MIN = 4
+SCAN_MODES = ("auto", True, False)
 
-    def __init__(self, params, state, ctx: Ctx, skip: Optional[Layer], collect: Optional[dict]):
+
+def _scan_mode(scan):
+    for mode in SCAN_MODES:
+        if scan is mode or (isinstance(scan, str) and scan == mode):
+            return mode
+    raise ValueError(f"scan={scan!r}: expected 'auto', True or False")
+
+
+def _reseed(layer: Layer, seed) -> Layer:
+    """``layer`` with another (traced) path seed: one copy of a scanned body."""
+    twin = object.__new__(Layer)
+    for slot in Layer.__slots__:
+        setattr(twin, slot, getattr(layer, slot))
+    twin.seed = (seed[0], seed[1])
+    return twin
+
+
+class _Runner:
+    """One trace of the network: parameters in, outputs and the new state out.
+
+    ``scan``: "auto", True or False (see ``Model``); ``overrides`` maps ``id(layer)`` to
+    ``(params, state, seed)`` for the layers of a scan body (slices of stacked values)."""
+
+    def __init__(self, params, state, ctx: Ctx, skip: Optional[Layer], collect: Optional[dict],
+                 scan="auto", overrides: Optional[dict] = None):
         self.params, self.state, self.ctx = params, state, ctx
         self.skip, self.collect = skip, collect
+        self.scan = scan
+        self.overrides = overrides or {}
         self.new_state: dict = {}
 
     def run(self, node, x):
@@ -140,19 +208,76 @@ class _Runner:
                 x = self.run(item, x)
             return x
         if isinstance(node, _Repeat):
-            for copy in node.copies:
-                x = self.run(copy, x)
-            return x
+            return self.repeat(node, x)
         outs = [self.run(b, x) for b in node.branches]
         if node.op == "+":
             return functools.reduce(operator.add, outs)
         return jnp.concatenate(outs, axis=-1)
 
+    def scans(self, node: _Repeat) -> bool:
+        """Whether this repeat's uniform tail runs as one ``lax.scan``."""
+        n = len(node.tail)
+        if self.scan is False or n < 2 or not node.tail[0] or self.collect is not None:
+            return False
+        if self.skip is not None and self.skip.path in node.paths:
+            return False
+        return self.scan is True or n >= SCAN_MIN
+
+    def repeat(self, node: _Repeat, x):
+        if not self.scans(node):
+            for copy in node.copies:
+                x = self.run(copy, x)
+            return x
+        for copy in node.copies[:node.start]:
+            x = self.run(copy, x)
+        template = node.tail[0]
+        per_copy = [[self.vars(l) for l in layers] for layers in node.tail]
+
+        def stack(*xs):
+            return jnp.stack(xs)
+        # per position j: params, state (stacked along a new leading axis, copies in
+        # order) and the path seeds (n, 2) of that layer in every copy
+        ps = [jax.tree_util.tree_map(stack, *[c[j][0] for c in per_copy])
+              for j in range(len(template))]
+        ss = [jax.tree_util.tree_map(stack, *[c[j][1] for c in per_copy])
+              for j in range(len(template))]
+        seeds = jnp.stack([jnp.stack([jnp.asarray(c[j][2], jnp.uint32) for c in per_copy])
+                           for j in range(len(template))], axis=1)
+        body_node = node.copies[node.start]
+
+        def body(carry, xs):
+            p, s, seed = xs
+            sub = _Runner(None, None, self.ctx, None, None, self.scan,
+                          {id(l): (p[j], s[j], seed[j]) for j, l in enumerate(template)})
+            y = sub.run(body_node, carry)
+            return y, [sub.new_state[l.path] if l.state else None for l in template]
+
+        x, new = jax.lax.scan(body, x, (ps, ss, seeds))
+        for j, l in enumerate(template):
+            if l.state:
+                for i, layers in enumerate(node.tail):
+                    self.new_state[layers[j].path] = jax.tree_util.tree_map(
+                        operator.itemgetter(i), new[j])
+        return x
+
+    def vars(self, layer: Layer):
+        """``(params, state, seed)`` of a layer: its own, or a scan body's slice."""
+        hit = self.overrides.get(id(layer))
+        if hit is not None:
+            return hit
+        p = _get(self.params, layer, "params") if layer.params else None
+        s = _get(self.state, layer, "state") if layer.state else None
+        return p, s, np.asarray(layer.seed, np.uint32)
+
     def layer(self, layer: Layer, x):
         if layer is self.skip:
             return x
-        p = _get(self.params, layer, "params") if layer.params else None
-        s = _get(self.state, layer, "state") if layer.state else None
+        if id(layer) in self.overrides:
+            p, s, seed = self.overrides[id(layer)]
+            layer = _reseed(layer, seed)
+        else:
+            p = _get(self.params, layer, "params") if layer.params else None
+            s = _get(self.state, layer, "state") if layer.state else None
         y, s_new = LAYER_FNS[layer.kind](layer, p, s, x, self.ctx)
         if layer.state:
             self.new_state[layer.path] = s_new
@@ -221,11 +346,12 @@ class Model:
     ``train_step(optimizer)`` (jitted), ``intermediates`` (every layer's output).
     """
 
-    def __init__(self, checked: CheckedNet, dtype="float32"):
+    def __init__(self, checked: CheckedNet, dtype="float32", scan="auto"):
         if not isinstance(checked, CheckedNet):
             raise TypeError(f"Model needs a CheckedNet, got {type(checked).__name__}")
         self.checked = checked
         self.dtype = _dtype(dtype)
+        self._scan = _scan_mode(scan)
         layers: list[Layer] = []
         self._plan = _plan(checked.graph, layers)
         self.layers: tuple[Layer, ...] = tuple(layers)
@@ -241,6 +367,37 @@ class Model:
         self._vg_cache: dict = {}
 
     # basic facts ----------------------------------------------------------------------
+    @property
+    def scan(self):
+        """"auto", True or False: how uniform repeat copies run (docs/backend.md,
+        "Repeats").  Read-only, since the jitted functions are traced with it; for another
+        mode compile again: ``patternnet.compile(model.checked, scan=False)``."""
+        return self._scan
+
+    def scanned(self) -> list[tuple[str, str, int]]:
+        """The repeats that ``apply`` runs with ``lax.scan`` in this mode: (first path of
+        the scanned tail, last path, copies scanned), outer repeats first."""
+        runner = _Runner(None, None, Ctx(False, None), None, None, self._scan)
+        out = []
+
+        def walk(node):
+            if isinstance(node, _Repeat):
+                if runner.scans(node):
+                    out.append((node.tail[0][0].path, node.tail[-1][-1].path, len(node.tail)))
+                    for copy in node.copies[:node.start + 1]:
+                        walk(copy)
+                    return
+                for copy in node.copies:
+                    walk(copy)
+            elif isinstance(node, _Seq):
+                for item in node.items:
+                    walk(item)
+            elif isinstance(node, _Branches):
+                for branch in node.branches:
+                    walk(branch)
+        walk(self._plan)
+        return out
+
     @property
     def input_shape(self) -> tuple:
         return self.checked.input_shape
@@ -334,7 +491,7 @@ class Model:
     def _run(self, params, state, x, train, rng, *, skip=None, collect=None):
         if not isinstance(train, bool):
             train = bool(train)  # a traced value fails here: `train` must be static
-        runner = _Runner(params, state, Ctx(train, rng), skip, collect)
+        runner = _Runner(params, state, Ctx(train, rng), skip, collect, self._scan)
         y = runner.run(self._plan, self._input(x))
         return y, _nest(runner.new_state)
 
@@ -448,24 +605,26 @@ class Model:
 
 def compile(source_or_path, *, net: Optional[str] = None, define: Optional[dict] = None,
             input_shape=None, classes: Optional[int] = None, dtype="float32",
-            strict: bool = False) -> Model:
+            strict: bool = False, scan="auto") -> Model:
     """Parse, resolve and check one network, and compile it to a ``Model``.
 
     ``source_or_path`` is a path, source text, a parsed ``Program`` or a ``CheckedNet``
     (then the other selection arguments must be left out).  A family (free ranges) is an
-    error (E210): fix its ranges with ``define``.
+    error (E210): fix its ranges with ``define``.  ``scan``: "auto" (the default), True or
+    False: whether the uniform copies of a repeat run as one ``jax.lax.scan``
+    (docs/backend.md, "Repeats").
     """
     if isinstance(source_or_path, CheckedNet):
         if net is not None or define or input_shape is not None or classes is not None:
             raise ValueError("compile(CheckedNet): net, define, input_shape and classes "
                              "were already applied by check; leave them out")
-        return Model(source_or_path, dtype)
+        return Model(source_or_path, dtype, scan)
     program = load(source_or_path)
     resolved = resolve(program, net=net, define=define)
     if isinstance(resolved, Family):
         raise _family_error(resolved, program)
     checked = check_resolved(resolved, program, parse_shape(input_shape), classes, strict)
-    return Model(checked, dtype)
+    return Model(checked, dtype, scan)
 
 
 def _family_error(fam: Family, program) -> ResolveError:
