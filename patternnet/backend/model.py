@@ -165,8 +165,16 @@ def _flat_inits(spec, prefix: tuple):
 # --- running the plan ----------------------------------------------------------------
 
 
-#: scan="auto" scans a repeat whose uniform tail has at least this many copies
+#: scan="auto" scans a repeat whose uniform tail has at least this many copies, on an
+#: accelerator: on XLA:CPU a convolution inside a loop body runs far slower (jax issue
+#: #12868; a scanned backward pass measured 15-20x slower) and unrolled code compiles
+#: about as fast, so "auto" unrolls there (docs/backend.md, "Repeats")
 SCAN_MIN = 4
+AUTO_SCAN_ON_CPU = False
+
+
+def _auto_scans() -> bool:
+    return AUTO_SCAN_ON_CPU or jax.default_backend() != "cpu"
 SCAN_MODES = ("auto", True, False)
 
 
@@ -221,7 +229,7 @@ class _Runner:
             return False
         if self.skip is not None and self.skip.path in node.paths:
             return False
-        return self.scan is True or n >= SCAN_MIN
+        return self.scan is True or (n >= SCAN_MIN and _auto_scans())
 
     def repeat(self, node: _Repeat, x):
         if not self.scans(node):
