@@ -35,21 +35,26 @@ def decode(data: bytes, name: str) -> Source:
     return Source(name, text)
 
 
-def read(path: str | os.PathLike) -> Source:
-    """Read a .pn file; raise SourceError with one clear line on any failure."""
+def read_bytes(path: str | os.PathLike, kind: str = ".pn file", limit: int = -1) -> bytes:
+    """The bytes of a file (at most ``limit``); any failure is one E001 line."""
     name = os.fspath(path)
     if os.path.isdir(name):
-        raise _fail("E001", f"{name}: is a directory, not a .pn file")
+        raise _fail("E001", f"{name}: is a directory, not a {kind}")
     try:
         with open(name, "rb") as f:
-            data = f.read(limits.MAX_FILE_BYTES + 1)
+            return f.read(limit)
     except FileNotFoundError:
         raise _fail("E001", f"{name}: no such file") from None
     except PermissionError:
         raise _fail("E001", f"{name}: permission denied") from None
     except OSError as e:
         raise _fail("E001", f"{name}: cannot read: {e.strerror or e}") from None
-    return decode(data, name)
+
+
+def read(path: str | os.PathLike) -> Source:
+    """Read a .pn file; raise SourceError with one clear line on any failure."""
+    name = os.fspath(path)
+    return decode(read_bytes(name, limit=limits.MAX_FILE_BYTES + 1), name)
 
 
 def looks_like_path(s: str) -> bool:

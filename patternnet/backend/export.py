@@ -32,6 +32,7 @@ import jax
 import numpy as np
 
 from ..diagnostics import Diagnostic, SourceError
+from ..source import read_bytes
 
 if TYPE_CHECKING:  # pragma: no cover
     from .model import Model
@@ -92,17 +93,13 @@ def stablehlo(model: "Model", params=None, state=None, batch: Optional[int] = No
 
 def _tensors(model: "Model", tree, kind: str) -> list:
     """[(name, keys, array)] for every leaf: name = layer path + "/" + leaf keys."""
+    from .model import _get  # here, not at the top: `load` must not import the checker
+
     out = []
     for layer in model.layers:
         if not (layer.params if kind == "params" else layer.state):
             continue
-        sub = tree
-        try:
-            for k in layer.keys:
-                sub = sub[k]
-        except (KeyError, TypeError, IndexError):
-            raise KeyError(f"{kind} has no entry for layer {layer.path} ({layer.kind}): pass "
-                           f"the {kind} made by this model's init") from None
+        sub = _get(tree, layer, kind)
         leaves, _ = jax.tree_util.tree_flatten_with_path(sub)
         for kp, leaf in leaves:
             inner = tuple(str(getattr(k, "key", k)) for k in kp)
@@ -229,17 +226,7 @@ def load(path) -> Loaded:
     Errors are ``SourceError``: E001 (cannot read the file), E005 (not a PatternNet
     export), E006 (an export format version this PatternNet does not know)."""
     name = os.fspath(path)
-    if os.path.isdir(name):
-        raise _fail("E001", f"{name}: is a directory, not a .pnx file")
-    try:
-        with open(name, "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
-        raise _fail("E001", f"{name}: no such file") from None
-    except PermissionError:
-        raise _fail("E001", f"{name}: permission denied") from None
-    except OSError as e:
-        raise _fail("E001", f"{name}: cannot read: {e.strerror or e}") from None
+    data = read_bytes(name, kind=".pnx file")
     try:
         z = zipfile.ZipFile(io.BytesIO(data))
     except zipfile.BadZipFile:
