@@ -67,7 +67,8 @@ tensor depends only on the key and its name (adding a layer elsewhere leaves it 
 and one jitted program draws a whole network's values (fast to compile; traceable).
 
 Repeats are unrolled (each copy has its own parameters).  dtype: "float32" (default) or
-"float64" (with ``jax_enable_x64``); "bfloat16" is rejected for now.
+"float64" (with ``jax_enable_x64``) or "bfloat16" (mixed precision: params and compute
+in bfloat16, BN statistics and the built-in losses in float32; docs/backend.md).
 
 Adding a layer kind: an entry in ``patternnet/layers.py``, a shape rule in
 ``patternnet/rules.py``, and an apply function in ``LAYER_FNS`` (plus ``INIT_FNS`` if it

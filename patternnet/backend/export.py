@@ -110,7 +110,10 @@ def _tensors(model: "Model", tree, kind: str) -> list:
 
 def _npz(tensors) -> bytes:
     buf = io.BytesIO()
-    np.savez(buf, **{name: a for name, _, a in tensors})
+    # npz cannot hold bfloat16: such arrays are stored as their uint16 bit patterns (the
+    # manifest keeps "dtype": "bfloat16"; `load` views them back)
+    np.savez(buf, **{name: (a.view(np.uint16) if a.dtype.name == "bfloat16" else a)
+                     for name, _, a in tensors})
     return buf.getvalue()
 
 
@@ -171,7 +174,7 @@ class Loaded:
         self.input_shape = tuple(metadata["input_shape"])
         self.output_shape = tuple(metadata["output_shape"])
         self.batch = metadata.get("batch")
-        self.dtype = np.dtype(metadata["dtype"])
+        self.dtype = np.dtype(jax.numpy.dtype(metadata["dtype"]))
         if jax.dtypes.canonicalize_dtype(self.dtype) != self.dtype:
             raise ValueError(f"{file or 'this export'} computes in {self.dtype.name}: call "
                              "jax.config.update('jax_enable_x64', True) (or load and call it "
@@ -213,6 +216,8 @@ def _nested(entries, npz, name: str, member: str) -> dict:
         if list(a.shape) != list(e["shape"]):
             raise _not_export(name, f"{member}: {e['name']} has shape {list(a.shape)}, the "
                               f"manifest says {e['shape']}")
+        if e.get("dtype") == "bfloat16" and a.dtype == np.uint16:
+            a = a.view(jax.numpy.bfloat16)
         d = root
         for k in keys[:-1]:
             d = d.setdefault(k, {})

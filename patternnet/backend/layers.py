@@ -256,7 +256,20 @@ def identity(x, a):
 
 
 def batch_norm(x, p, s, train: bool, eps: float, momentum: float, where: str = "BN"):
-    """BN over every axis but the last; returns (y, new_state)."""
+    """BN over every axis but the last; returns (y, new_state).
+
+    A bfloat16 (or float16) ``x`` is normalised in float32 (batch mean/var, the running
+    statistics, scale and bias cast up) and the result cast back to ``x``'s dtype."""
+    if x.dtype in (jnp.bfloat16, jnp.float16):
+        f32 = jnp.float32
+        y, new = batch_norm(x.astype(f32), {k: v.astype(f32) for k, v in p.items()},
+                            {k: v.astype(f32) for k, v in s.items()}, train, eps, momentum,
+                            where)
+        if train:
+            new = {k: v.astype(s[k].dtype) for k, v in new.items()}
+        else:
+            new = s
+        return y.astype(x.dtype), new
     axes = tuple(range(x.ndim - 1))
     if train:
         n = x.size // x.shape[-1]

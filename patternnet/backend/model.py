@@ -307,6 +307,7 @@ def cross_entropy(logits, labels):
         raise ValueError(f"cross_entropy: labels of shape {tuple(labels.shape)} do not match "
                          f"outputs of shape {tuple(logits.shape)} (expected "
                          f"{tuple(logits.shape[:-1])})")
+    logits = _loss_precision(logits)
     logp = jax.nn.log_softmax(logits, axis=-1)
     picked = jnp.take_along_axis(logp, labels[..., None].astype(jnp.int32), axis=-1)
     return -jnp.mean(picked)
@@ -318,7 +319,14 @@ def mse(outputs, targets):
     if targets.shape != outputs.shape:
         raise ValueError(f"mse: targets of shape {tuple(targets.shape)} do not match outputs "
                          f"of shape {tuple(outputs.shape)}")
+    outputs = _loss_precision(outputs)
     return jnp.mean(jnp.square(outputs - targets.astype(outputs.dtype)))
+
+
+def _loss_precision(y):
+    """bfloat16 (or float16) outputs are cast to float32 for the loss; gradients flow
+    back through the cast in the outputs' dtype.  float32/float64 are left as they are."""
+    return y.astype(jnp.float32) if y.dtype in (jnp.bfloat16, jnp.float16) else y
 
 
 # --- dtypes --------------------------------------------------------------------------
@@ -338,9 +346,9 @@ def _dtype(dtype):
                              "`with jax.enable_x64(True):` around compile and the calls")
         return jnp.float64
     if name == "bfloat16":
-        raise ValueError("dtype='bfloat16' is not supported yet: this backend computes in "
-                         "float32 (or float64 with jax_enable_x64); bfloat16 is planned")
-    raise ValueError(f"dtype={dtype!r}: expected 'float32' (or 'float64' with jax_enable_x64)")
+        return jnp.bfloat16
+    raise ValueError(f"dtype={dtype!r}: expected 'float32', 'bfloat16' (or 'float64' with "
+                     "jax_enable_x64)")
 
 
 # --- the model -----------------------------------------------------------------------
@@ -359,6 +367,11 @@ class Model:
             raise TypeError(f"Model needs a CheckedNet, got {type(checked).__name__}")
         self.checked = checked
         self.dtype = _dtype(dtype)
+        # bfloat16 (mixed precision): params and compute in bfloat16, BN running
+        # statistics in float32, and init draws in float32 then casts (docs/backend.md)
+        low = self.dtype == jnp.bfloat16
+        self.state_dtype = jnp.float32 if low else self.dtype
+        self._draw_dtype = jnp.float32 if low else self.dtype
         self._scan = _scan_mode(scan)
         layers: list[Layer] = []
         self._plan = _plan(checked.graph, layers)
@@ -456,18 +469,20 @@ class Model:
         if len(seeds[0]):
             def chunk(sa, sb, sj):
                 k = jax.random.fold_in(jax.random.fold_in(jax.random.fold_in(key, sa), sb), sj)
-                return jax.random.uniform(k, (CHUNK,), self.dtype)
+                return jax.random.uniform(k, (CHUNK,), self._draw_dtype)
             u = jax.vmap(chunk)(*seeds).reshape(-1)
         trees: tuple[dict, dict] = ({}, {})
         for where, keys, init, start in self._tensors:
+            dtype = self.state_dtype if where == 1 else self.dtype
             if init.fill == "uniform":
                 lo = start * CHUNK
                 bound = 1.0 / math.sqrt(init.fan_in)
                 value = ((2.0 * u[lo:lo + init.size] - 1.0) * bound).reshape(init.shape)
+                value = value.astype(dtype) if value.dtype != dtype else value
             elif init.fill == "ones":
-                value = jnp.ones(init.shape, self.dtype)
+                value = jnp.ones(init.shape, dtype)
             else:
-                value = jnp.zeros(init.shape, self.dtype)
+                value = jnp.zeros(init.shape, dtype)
             _insert(trees[where], keys, value)
         return trees
 
