@@ -15,7 +15,8 @@ so load on a shared machine hits all alike.
 (b) the same with NCHW/OIHW dimension numbers;
 (c) im2col: patches by explicit pad + 9 shifted slices (``slices``) or by
     ``jax.lax.conv_general_dilated_patches`` (``patches``), then one dot; forward and
-    weight gradient (patches^T . dy), and a ``jax.custom_vjp`` conv whose dw is the im2col
+    weight gradient (patches^T . dy); a patch-free sum over the 9 taps of
+    shifted-input . W[tap] (``9-shifted-dots``) for forward and dw; and a ``jax.custom_vjp`` conv whose dw is the im2col
     dot and whose dx is XLA's (fwd+bwd);
 (d) XLA flags, each in a subprocess with XLA_FLAGS set, re-timing (a); a flag this
     jaxlib does not accept aborts the child and is reported "not accepted"; each flag
@@ -157,6 +158,19 @@ def im2col_fns():
         d = (patches_xla(x).T @ g.reshape(-1, COUT)).reshape(CIN, K, K, COUT)
         return jnp.transpose(d, (1, 2, 0, 3))
 
+    def fwd_9(x, w):
+        # patch-free: sum over the 9 taps of shifted-input . W[tap]
+        n, h, ww, _ = x.shape
+        xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+        return sum(jnp.einsum("nhwc,co->nhwo", xp[:, i:i + h, j:j + ww, :], w[i, j])
+                   for i in range(K) for j in range(K))
+
+    def dw_9(x, g):
+        n, h, ww, _ = x.shape
+        xp = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+        return jnp.stack([jnp.einsum("nhwc,nhwo->co", xp[:, i:i + h, j:j + ww, :], g)
+                          for i in range(K) for j in range(K)]).reshape(K, K, CIN, COUT)
+
     @jax.custom_vjp
     def conv_cv(x, w):
         return lax_conv_nhwc(x, w)
@@ -177,6 +191,7 @@ def im2col_fns():
 
     return {"fwd slices": jax.jit(fwd_s), "dw slices": jax.jit(dw_s),
             "fwd patches": jax.jit(fwd_p), "dw patches": jax.jit(dw_p),
+            "fwd 9-shifted-dots": jax.jit(fwd_9), "dw 9-shifted-dots": jax.jit(dw_9),
             "fwd+bwd custom_vjp(dw slices)": jax.jit(both_cv)}
 
 
@@ -215,6 +230,9 @@ def im2col_cands(n):
                            / jnp.max(jnp.abs(dw_ref))),
         "dw patches": float(jnp.max(jnp.abs(f["dw patches"](x, g) - dw_ref))
                             / jnp.max(jnp.abs(dw_ref))),
+        "fwd 9-shifted-dots": float(jnp.max(jnp.abs(f["fwd 9-shifted-dots"](x, w) - y_ref))),
+        "dw 9-shifted-dots": float(jnp.max(jnp.abs(f["dw 9-shifted-dots"](x, g) - dw_ref))
+                                   / jnp.max(jnp.abs(dw_ref))),
         "custom_vjp dw": float(jnp.max(jnp.abs(cv_dw - dw_ref)) / jnp.max(jnp.abs(dw_ref))),
     }
     c = {
@@ -223,6 +241,8 @@ def im2col_cands(n):
         "im2col|slices|dw": bind(f["dw slices"], x, g),
         "im2col|patches|dw": bind(f["dw patches"], x, g),
         "im2col|custom_vjp(dw slices)|fwd+bwd": bind(f["fwd+bwd custom_vjp(dw slices)"], x, w, g),
+        "im2col|9-shifted-dots (no patches)|fwd": bind(f["fwd 9-shifted-dots"], x, w),
+        "im2col|9-shifted-dots (no patches)|dw": bind(f["dw 9-shifted-dots"], x, g),
         "im2col|slices, patch build only|patches": bind(jax.jit(patches_slices), x),
     }
     return c, errs
