@@ -13,7 +13,7 @@ builds each class with one small ``exec`` (its ``__init__``; equality, hashing a
   ``field(repr=False)`` out of ``repr``;
 * frozen by default (assignment raises ``AttributeError``); ``@record(frozen=False)``
   for the few mutable helpers;
-* ``__slots__``, ``__match_args__``, pickling, and ``replace(obj, **changes)``.
+* ``__slots__``, ``__match_args__`` and pickling.
 
 Methods and properties defined in the class body are kept.  Inheritance between
 records is not supported (none is used).
@@ -126,15 +126,3 @@ def _build(cls, frozen: bool):
     attrs["__match_args__"] = tuple(names)
     attrs["__record_fields__"] = tuple(names)
     return type(cls)(cls.__name__, cls.__bases__, attrs)
-
-
-def replace(obj, **changes):
-    """A copy of record ``obj`` with some fields changed."""
-    values = {n: getattr(obj, n) for n in type(obj).__record_fields__}
-    values.update(changes)
-    return type(obj)(**values)
-
-
-def fields(obj_or_cls) -> tuple[str, ...]:
-    cls = obj_or_cls if isinstance(obj_or_cls, type) else type(obj_or_cls)
-    return cls.__record_fields__

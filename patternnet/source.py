@@ -55,8 +55,3 @@ def read(path: str | os.PathLike) -> Source:
     """Read a .pn file; raise SourceError with one clear line on any failure."""
     name = os.fspath(path)
     return decode(read_bytes(name, limit=limits.MAX_FILE_BYTES + 1), name)
-
-
-def looks_like_path(s: str) -> bool:
-    """``check("net.pn")`` reads a file; ``check("INPUT -> FC")`` parses the text."""
-    return "\n" not in s and (s.endswith(".pn") or os.path.sep in s) and "->" not in s

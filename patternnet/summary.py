@@ -145,6 +145,7 @@ def _jsonable(v: Any) -> Any:
 def to_dict(net: CheckedNet) -> dict:
     t = net.totals
     return {
+        "schema": SCHEMA_VERSION,
         "name": net.name,
         "input_shape": list(net.input_shape),
         "output_shape": list(net.output_shape),

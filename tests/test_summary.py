@@ -63,6 +63,7 @@ def test_csv_and_json_carry_the_exact_numbers(key):
     assert [int(r["params"]) for r in rows] == [l.params for l in net.layers]
     assert [int(r["macs"]) for r in rows] == [l.macs for l in net.layers]
     d = json.loads(json.dumps(summary.to_dict(net)))
+    assert d["schema"] == summary.SCHEMA_VERSION
     assert d["totals"]["params"] == net.params == sum(l["params"] for l in d["layers"])
     assert d["totals"]["state"] == sum(l["state"] for l in d["layers"])
     assert d["totals"]["macs"] == net.macs == sum(l["macs"] for l in d["layers"])
