@@ -1,13 +1,15 @@
 """Compile-time benchmark of repeats: ``lax.scan`` over uniform copies vs unrolled.
 
-    .venv/bin/python bench/bench_compile.py [--ks 4 16 64] [--runs 3] [--modes scan unrolled]
+    .venv/bin/python bench/bench_compile.py [--ks 4 16 64] [--runs 3] [--modes stacked scan unrolled]
 
 The network (issue 5): ``INPUT(32x32x16) -> [CONV(16) -> BN -> RELU]*k -> GAP -> FC(10)``.
 For each k and mode, a fresh ``Model`` after ``jax.clear_caches()``; the time of the first
 call (trace + compile + one run, results blocked on) of the jitted ``forward`` and of
 the jitted ``value_and_grad`` (training mode, cross-entropy), batch 8; and, again fresh,
 trace + lower + XLA compile alone (``.lower(...).compile()``, no run); the median over
---runs.  ``init`` runs (and compiles) before the clock starts.  Goal: with scan,
+--runs, for three modes: ``stacked`` (``scan=True, layout="stacked"``: the params are
+stored stacked), ``scan`` (``scan=True``, per-copy params stacked inside the trace) and
+``unrolled``.  ``init`` runs (and compiles) before the clock starts.  Goal: with scan,
 compile(64) <= 1.5 x compile(4).  Writes bench/results/compile.json (atomically) and
 prints a Markdown table.
 """
@@ -32,13 +34,16 @@ import patternnet  # noqa: E402
 from patternnet.atomic import write_atomic  # noqa: E402
 
 NET = "INPUT(32x32x16) -> [CONV(16) -> BN -> RELU]*{k} -> GAP -> FC(10)"
-MODES = {"scan": True, "unrolled": False}
+# mode -> compile(...) keywords: "scan" stacks the per-copy params inside the trace,
+# "stacked" stores them stacked (layout="stacked"), "unrolled" runs every copy
+MODES = {"stacked": dict(scan=True, layout="stacked"), "scan": dict(scan=True),
+         "unrolled": dict(scan=False)}
 
 
-def first_calls(k: int, scan: bool, batch: int) -> tuple[float, float]:
+def first_calls(k: int, mode: dict, batch: int) -> tuple[float, float]:
     """(forward, value_and_grad) first-call seconds on a fresh model and empty caches."""
     jax.clear_caches()
-    model = patternnet.compile(NET.format(k=k), scan=scan)
+    model = patternnet.compile(NET.format(k=k), **mode)
     params, state = model.init(0)
     jax.block_until_ready((params, state))
     x = jax.random.normal(jax.random.key(1), (batch,) + model.input_shape)
@@ -53,10 +58,10 @@ def first_calls(k: int, scan: bool, batch: int) -> tuple[float, float]:
     return fwd, vg
 
 
-def compiles(k: int, scan: bool, batch: int) -> tuple[float, float]:
+def compiles(k: int, mode: dict, batch: int) -> tuple[float, float]:
     """(forward, value_and_grad) seconds of trace + lower + XLA compile alone (no run)."""
     jax.clear_caches()
-    model = patternnet.compile(NET.format(k=k), scan=scan)
+    model = patternnet.compile(NET.format(k=k), **mode)
     params, state = model.init(0)
     jax.block_until_ready((params, state))
     x = jnp.zeros((batch,) + model.input_shape)

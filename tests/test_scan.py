@@ -225,3 +225,95 @@ def test_example_shapes_under_scan(file, net):
             params, state, x)
         assert tuple(y.shape) == (2,) + model.output_shape
         assert jax.tree_util.tree_structure(new) == jax.tree_util.tree_structure(state)
+
+
+# --- layout="stacked": each uniform tail stored stacked ---------------------------------
+
+
+def stacked_pair(src: str, scan=True):
+    per_copy = patternnet.compile(src, scan=False)
+    return per_copy, Model(per_copy.checked, scan=scan, layout="stacked")
+
+
+def test_stacked_layout_shapes_and_counts():
+    per_copy, stacked = stacked_pair(NETS["first-differs"])
+    params, state = stacked.init(0)
+    # copy 1 maps 3 -> 8 channels and keeps its own entry; copies 2..5 live under conv2
+    assert set(params) == {"conv1", "conv2", "fc1"}
+    assert params["conv2"]["w"].shape == (4, 3, 3, 8, 8)
+    assert params["conv1"]["w"].shape == (3, 3, 3, 8)
+    assert stacked.stacked() == [("conv2", 4)]
+    assert stacked.layout == "stacked" and per_copy.layout == "per_copy"
+    assert sum(a.size for a in jax.tree_util.tree_leaves(params)) == stacked.checked.params
+    # the same numbers as the per-copy init, moved
+    assert_trees_close(stacked.unstack(params), per_copy.init(0)[0])
+    assert_trees_close(stacked.stack(per_copy.init(0)[0]), params)
+
+
+def test_stack_and_unstack_are_inverse_and_pure():
+    per_copy, stacked = stacked_pair(NETS["residual"])
+    params, state = per_copy.init(2)
+    s_params, s_state = stacked.stack(params), stacked.stack(state)
+    assert set(s_state) == {"bn1"} and s_state["bn1"]["mean"].shape == (5, 8)
+    assert_trees_close(stacked.unstack(s_params), params)
+    assert_trees_close(stacked.unstack(s_state), state)
+    assert "conv2" in params  # the input tree is left alone
+    assert per_copy.stack(params) == params  # per-copy layout: the identity
+
+
+@pytest.mark.parametrize("name, scan", [("residual", True), ("dropout", False),
+                                        ("nested-scan", True)])
+def test_stacked_layout_equals_per_copy(name, scan):
+    """Outputs, new state (restacked), dropout masks and gradients (stacked like params)."""
+    per_copy, stacked = stacked_pair(NETS[name], scan)
+    params, state = per_copy.init(1)
+    x, labels, rng = batch(per_copy), jnp.array([0, 2, 1]), jax.random.key(3)
+    want = everything(per_copy, params, state, x, labels, rng)
+    got = everything(stacked, stacked.stack(params), stacked.stack(state), x, labels, rng)
+    y_eval, y_train, new_state, (loss, grads) = got
+    assert_trees_close((y_eval, y_train, loss), want[:2] + (want[3][0],))
+    assert_trees_close(stacked.unstack(new_state), want[2])
+    assert_trees_close(stacked.unstack(grads), want[3][1])
+
+
+def test_stacked_scan_program_does_not_grow_with_copies():
+    """The point of the layout: no per-copy stacking glue in the scanned program."""
+    sizes = []
+    for k in (4, 32):
+        model = patternnet.compile(f"INPUT(8x8x4) -> [CONV(4) -> BN -> RELU]*{k} -> GAP -> FC(3)",
+                                   scan=True, layout="stacked")
+        params, state = model.init(0)
+        jaxpr = jax.make_jaxpr(lambda p, s, x: model.value_and_grad(p, s, x, jnp.zeros(2, int)))(
+            params, state, jnp.zeros((2, 8, 8, 4)))
+        sizes.append(len(str(jaxpr)))
+    assert sizes[1] < sizes[0] * 1.05
+
+
+def test_stacked_layout_errors_are_clear():
+    per_copy, stacked = stacked_pair(NETS["bn-relu"])
+    params, state = per_copy.init(0)
+    x = batch(per_copy)
+    with pytest.raises(ValueError, match="model.stack"):
+        stacked.apply(params, state, x)  # a per-copy tree given to the stacked model
+    with pytest.raises(ValueError,
+                       match=r"params\['bn1'\]\['bias'\] has shape \(6, 4\).*model.unstack"):
+        per_copy.apply(stacked.stack(params), state, x)  # and the other way round
+    with pytest.raises(ValueError, match="layout="):
+        patternnet.compile(NETS["bn-relu"], layout="flat")
+    s_params = stacked.stack(params)
+    short = jax.tree_util.tree_map(lambda a: a[:3] if a.ndim > 1 else a, s_params)
+    unrolled = Model(per_copy.checked, scan=False, layout="stacked")
+    with pytest.raises(ValueError, match=r"\(3, 4\); this model expects \(6, 4\)"):
+        unrolled.apply(short, stacked.stack(state), x)
+
+
+def test_stacked_layout_exports(tmp_path):
+    per_copy, stacked = stacked_pair(NETS["residual"])
+    params, state = stacked.init(0)
+    path = tmp_path / "net.pnx"
+    stacked.export(path, params, state)
+    loaded = patternnet.load(path)
+    x = batch(stacked)
+    np.testing.assert_allclose(loaded(x), stacked.forward(params, state, x), **TOL)
+    np.testing.assert_allclose(loaded(x), per_copy.forward(*map(stacked.unstack, (params, state)),
+                                                          x), **TOL)

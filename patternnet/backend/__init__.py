@@ -66,7 +66,10 @@ prod(shape) values of its chunks (row-major), mapped to (2u - 1)/sqrt(fan_in).  
 tensor depends only on the key and its name (adding a layer elsewhere leaves it alone),
 and one jitted program draws a whole network's values (fast to compile; traceable).
 
-Repeats are unrolled (each copy has its own parameters).  dtype: "float32" (default) or
+Repeats: each copy has its own entry (``layout="per_copy"``), or a uniform tail is
+stored stacked under its first copy (``layout="stacked"``; ``model.stack`` /
+``model.unstack`` convert); uniform copies may run as one ``lax.scan`` (``scan=``;
+docs/backend.md "Repeats").  dtype: "float32" (default) or
 "float64" (with ``jax_enable_x64``) or "bfloat16" (mixed precision: params and compute
 in bfloat16, BN statistics and the built-in losses in float32; docs/backend.md).
 

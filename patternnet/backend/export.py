@@ -96,7 +96,7 @@ def _tensors(model: "Model", tree, kind: str) -> list:
     from .model import _get  # here, not at the top: `load` must not import the checker
 
     out = []
-    for layer in model.layers:
+    for layer in model._entries:  # the layers with an entry in this model's layout
         if not (layer.params if kind == "params" else layer.state):
             continue
         sub = _get(tree, layer, kind)

@@ -5,7 +5,10 @@ the same shape (``_Seq`` / ``_Repeat`` / ``_Branches`` / ``Layer``), which ``_Ru
 interprets while JAX traces it.  A repeat whose copies are structurally identical from
 some copy on runs its leading copies unrolled and its uniform tail as one ``jax.lax.scan``
 over parameters stacked inside the trace from the per-copy dicts (``scan=`` of
-``compile``; docs/backend.md "Repeats"), so the public pytree keeps one entry per copy.
+``compile``; docs/backend.md "Repeats").  The public pytree keeps one entry per copy
+(``layout="per_copy"``, the default), or holds each uniform tail's parameters and state
+already stacked under the tail's first copy (``layout="stacked"``), which spares the
+scanned program the stacking glue, so its size no longer grows with the copy count.
 """
 
 from __future__ import annotations
@@ -110,6 +113,26 @@ def _plan(node, layers: list):
     raise AssertionError(f"unexpected node {node!r}")
 
 
+def _find_stacks(node, out: dict) -> dict:
+    """``id(repeat) -> repeat`` for the repeats whose uniform tail the stacked layout
+    stores stacked: the outermost ones only (a repeat inside a stacked tail is part of
+    each stacked copy), with at least two tail copies and some parameters or state."""
+    if isinstance(node, _Repeat):
+        copies = node.copies
+        if len(node.tail) >= 2 and any(l.params or l.state for l in node.tail[0]):
+            out[id(node)] = node
+            copies = node.copies[:node.start]
+        for copy in copies:
+            _find_stacks(copy, out)
+    elif isinstance(node, _Seq):
+        for item in node.items:
+            _find_stacks(item, out)
+    elif isinstance(node, _Branches):
+        for branch in node.branches:
+            _find_stacks(branch, out)
+    return out
+
+
 def _final_layer(node) -> Optional[Layer]:
     """The layer whose output is the network's output, if one is (not a `|` or `+`)."""
     while True:
@@ -140,8 +163,49 @@ def _get(tree, layer: Layer, what: str):
             d = d[k]
     except (KeyError, TypeError, IndexError):
         raise KeyError(f"{what} has no entry for layer {layer.path} ({layer.kind}): pass the "
-                       f"{what} made by this model's init") from None
+                       f"{what} made by this model's init (a tree of the other layout: "
+                       "convert it with model.stack or model.unstack)") from None
     return d
+
+
+def _pop(root: dict, keys: tuple):
+    """Remove and return the entry at ``keys`` (None if absent), pruning emptied dicts."""
+    trail, d = [], root
+    for k in keys[:-1]:
+        if not isinstance(d, dict) or k not in d:
+            return None
+        trail.append((d, k))
+        d = d[k]
+    if not isinstance(d, dict) or keys[-1] not in d:
+        return None
+    value = d.pop(keys[-1])
+    for parent, k in reversed(trail):
+        if parent[k]:
+            break
+        del parent[k]
+    return value
+
+
+def _copy_dicts(tree):
+    return {k: _copy_dicts(v) for k, v in tree.items()} if isinstance(tree, dict) else tree
+
+
+def _check_stack(tree, n: int, layer: Layer, what: str):
+    for leaf in jax.tree_util.tree_leaves(tree):
+        if jnp.ndim(leaf) == 0 or jnp.shape(leaf)[0] != n:
+            raise ValueError(f"{what} of layer {layer.path}: a leaf of shape "
+                             f"{tuple(jnp.shape(leaf))}, but the stacked layout holds {n} "
+                             "copies along the leading axis (a per-copy tree? convert it "
+                             "with model.stack)")
+    return tree
+
+
+def _unstack(tree, n: int, layer: Layer, what: str) -> list:
+    """A stacked entry as ``n`` per-copy entries (``lax.unstack``: its transpose is one
+    stack, so the gradient of an unrolled run over a stacked layout stays cheap)."""
+    leaves, treedef = jax.tree_util.tree_flatten(_check_stack(tree, n, layer, what))
+    parts = [jax.lax.unstack(leaf) for leaf in leaves]
+    return [treedef.unflatten([p[i] for p in parts]) for i in range(n)]
 
 
 def _insert(root: dict, keys: tuple, value) -> None:
@@ -176,6 +240,7 @@ AUTO_SCAN_ON_CPU = False
 def _auto_scans() -> bool:
     return AUTO_SCAN_ON_CPU or jax.default_backend() != "cpu"
 SCAN_MODES = ("auto", True, False)
+LAYOUTS = ("per_copy", "stacked")
 
 
 def _scan_mode(scan):
@@ -198,14 +263,16 @@ class _Runner:
     """One trace of the network: parameters in, outputs and the new state out.
 
     ``scan``: "auto", True or False (see ``Model``); ``overrides`` maps ``id(layer)`` to
-    ``(params, state, seed)`` for the layers of a scan body (slices of stacked values)."""
+    ``(params, state, seed)`` for the layers of a scan body (slices of stacked values);
+    ``stacks``: the repeats whose tails the trees hold stacked (``_find_stacks``)."""
 
     def __init__(self, params, state, ctx: Ctx, skip: Optional[Layer], collect: Optional[dict],
-                 scan="auto", overrides: Optional[dict] = None):
+                 scan="auto", overrides: Optional[dict] = None, stacks: Optional[dict] = None):
         self.params, self.state, self.ctx = params, state, ctx
         self.skip, self.collect = skip, collect
         self.scan = scan
-        self.overrides = overrides or {}
+        self.overrides = dict(overrides or {})
+        self.stacks = stacks or {}
         self.new_state: dict = {}
 
     def run(self, node, x):
@@ -232,25 +299,39 @@ class _Runner:
         return self.scan is True or (n >= SCAN_MIN and _auto_scans())
 
     def repeat(self, node: _Repeat, x):
+        stacked = id(node) in self.stacks
         if not self.scans(node):
+            if stacked:
+                self.unstack_tail(node)
             for copy in node.copies:
                 x = self.run(copy, x)
+            if stacked:
+                self.restack_state(node)
             return x
         for copy in node.copies[:node.start]:
             x = self.run(copy, x)
         template = node.tail[0]
-        per_copy = [[self.vars(l) for l in layers] for layers in node.tail]
 
         def stack(*xs):
             return jnp.stack(xs)
         # per position j: params, state (stacked along a new leading axis, copies in
-        # order) and the path seeds (n, 2) of that layer in every copy
-        ps = [jax.tree_util.tree_map(stack, *[c[j][0] for c in per_copy])
-              for j in range(len(template))]
-        ss = [jax.tree_util.tree_map(stack, *[c[j][1] for c in per_copy])
-              for j in range(len(template))]
-        seeds = jnp.stack([jnp.stack([jnp.asarray(c[j][2], jnp.uint32) for c in per_copy])
-                           for j in range(len(template))], axis=1)
+        # order: as stored in the stacked layout, else stacked here) and the path seeds
+        # (n, 2) of that layer in every copy
+        if stacked:  # never inside a scan body (_find_stacks): the seeds are static
+            n = len(node.tail)
+            ps = [_check_stack(_get(self.params, l, "params"), n, l, "params")
+                  if l.params else None for l in template]
+            ss = [_check_stack(_get(self.state, l, "state"), n, l, "state")
+                  if l.state else None for l in template]
+            seeds = np.asarray([[l.seed for l in layers] for layers in node.tail], np.uint32)
+        else:
+            per_copy = [[self.vars(l) for l in layers] for layers in node.tail]
+            ps = [jax.tree_util.tree_map(stack, *[c[j][0] for c in per_copy])
+                  for j in range(len(template))]
+            ss = [jax.tree_util.tree_map(stack, *[c[j][1] for c in per_copy])
+                  for j in range(len(template))]
+            seeds = jnp.stack([jnp.stack([jnp.asarray(c[j][2], jnp.uint32) for c in per_copy])
+                               for j in range(len(template))], axis=1)
         body_node = node.copies[node.start]
 
         def body(carry, xs):
@@ -262,11 +343,32 @@ class _Runner:
 
         x, new = jax.lax.scan(body, x, (ps, ss, seeds))
         for j, l in enumerate(template):
-            if l.state:
+            if l.state and stacked:
+                self.new_state[l.path] = new[j]
+            elif l.state:
                 for i, layers in enumerate(node.tail):
                     self.new_state[layers[j].path] = jax.tree_util.tree_map(
                         operator.itemgetter(i), new[j])
         return x
+
+    def unstack_tail(self, node: _Repeat) -> None:
+        """Run a stacked tail unrolled: each copy's layers read their slice."""
+        n = len(node.tail)
+        for j, l in enumerate(node.tail[0]):
+            if not (l.params or l.state):
+                continue
+            ps = _unstack(_get(self.params, l, "params"), n, l, "params") if l.params else None
+            ss = _unstack(_get(self.state, l, "state"), n, l, "state") if l.state else None
+            for i, layers in enumerate(node.tail):
+                self.overrides[id(layers[j])] = (ps[i] if ps else None, ss[i] if ss else None,
+                                                 np.asarray(layers[j].seed, np.uint32))
+
+    def restack_state(self, node: _Repeat) -> None:
+        for j, l in enumerate(node.tail[0]):
+            if l.state:
+                parts = [self.new_state.pop(layers[j].path) for layers in node.tail]
+                self.new_state[l.path] = jax.tree_util.tree_map(
+                    lambda *xs: jnp.stack(xs), *parts)
 
     def vars(self, layer: Layer):
         """``(params, state, seed)`` of a layer: its own, or a scan body's slice."""
@@ -362,7 +464,8 @@ class Model:
     ``train_step(optimizer)`` (jitted), ``intermediates`` (every layer's output).
     """
 
-    def __init__(self, checked: CheckedNet, dtype="float32", scan="auto"):
+    def __init__(self, checked: CheckedNet, dtype="float32", scan="auto",
+                 layout="per_copy"):
         if not isinstance(checked, CheckedNet):
             raise TypeError(f"Model needs a CheckedNet, got {type(checked).__name__}")
         self.checked = checked
@@ -373,10 +476,18 @@ class Model:
         self.state_dtype = jnp.float32 if low else self.dtype
         self._draw_dtype = jnp.float32 if low else self.dtype
         self._scan = _scan_mode(scan)
+        if layout not in LAYOUTS:
+            raise ValueError(f"layout={layout!r}: expected one of {', '.join(map(repr, LAYOUTS))}")
+        self._layout = layout
         layers: list[Layer] = []
         self._plan = _plan(checked.graph, layers)
         self.layers: tuple[Layer, ...] = tuple(layers)
         self._with_vars = tuple(l for l in layers if l.params or l.state)
+        self._stacks = _find_stacks(self._plan, {}) if layout == "stacked" else {}
+        inside = {id(l) for node in self._stacks.values() for layers in node.tail[1:]
+                  for l in layers}
+        # the layers that have an entry of their own in this layout's trees
+        self._entries = tuple(l for l in self._with_vars if id(l) not in inside)
         missing = sorted({l.kind for l in self._with_vars if l.kind not in INIT_FNS})
         if missing:
             raise NotImplementedError(f"the JAX backend has no init function for {missing}")
@@ -386,6 +497,7 @@ class Model:
         self._final_softmax = final if final is not None and final.kind == "SOFTMAX" else None
         self._forward = jax.jit(self._forward_impl)
         self._vg_cache: dict = {}
+        self._expected: Optional[tuple[dict, dict]] = None
 
     # basic facts ----------------------------------------------------------------------
     @property
@@ -394,6 +506,52 @@ class Model:
         "Repeats").  Read-only, since the jitted functions are traced with it; for another
         mode compile again: ``patternnet.compile(model.checked, scan=False)``."""
         return self._scan
+
+    @property
+    def layout(self) -> str:
+        """"per_copy" or "stacked": how params and state hold the copies of a repeat
+        (docs/backend.md, "Repeats").  ``stack`` and ``unstack`` convert."""
+        return self._layout
+
+    def stacked(self) -> list[tuple[str, int]]:
+        """In the stacked layout: (the path holding a stack, copies in it), per tail."""
+        return [(l.path, len(node.tail)) for node in self._stacks.values()
+                for l in node.tail[0] if l.params or l.state]
+
+    def stack(self, tree: dict) -> dict:
+        """A per-copy params (or state, or gradient) tree in this model's layout: each
+        stacked tail's copies stacked along a new leading axis under its first copy's
+        path.  The identity for ``layout="per_copy"``.  The input is not modified."""
+        return self._convert(tree, True)
+
+    def unstack(self, tree: dict) -> dict:
+        """The inverse of ``stack``: a tree of this model's layout, one entry per copy."""
+        return self._convert(tree, False)
+
+    def _convert(self, tree: dict, to_stacked: bool) -> dict:
+        tree = _copy_dicts(tree)
+        for node in self._stacks.values():
+            for j, l in enumerate(node.tail[0]):
+                if not (l.params or l.state):
+                    continue
+                members = [layers[j] for layers in node.tail]
+                if to_stacked:
+                    parts = [_pop(tree, m.keys) for m in members]
+                    if all(p is None for p in parts):
+                        continue  # e.g. a params tree and a layer with state only
+                    if any(p is None for p in parts):
+                        raise KeyError(f"stack: no entry for layer "
+                                       f"{members[parts.index(None)].path}: pass a per-copy "
+                                       "tree of this network")
+                    _insert(tree, l.keys, jax.tree_util.tree_map(lambda *xs: jnp.stack(xs),
+                                                                 *parts))
+                else:
+                    whole = _pop(tree, l.keys)
+                    if whole is None:
+                        continue
+                    for m, part in zip(members, _unstack(whole, len(members), l, "unstack")):
+                        _insert(tree, m.keys, part)
+        return tree
 
     def scanned(self) -> list[tuple[str, str, int]]:
         """The repeats that ``apply`` runs with ``lax.scan`` in this mode: (first path of
@@ -500,7 +658,10 @@ class Model:
         draws them all (traceable: ``jax.eval_shape(model.init, key)`` works)."""
         if isinstance(key, int):
             key = jax.random.key(key)
-        return self._init_jit(key, self._seeds)
+        params, state = self._init_jit(key, self._seeds)
+        if self._stacks:
+            return self.stack(params), self.stack(state)
+        return params, state
 
     # apply ----------------------------------------------------------------------------
     def _input(self, x):
@@ -511,10 +672,41 @@ class Model:
                              f"shape (N, {', '.join(map(str, want))})")
         return x.astype(self.dtype) if x.dtype != self.dtype else x
 
+    def _shapes(self) -> tuple[dict, dict]:
+        """{key path: shape} of params and state in this model's layout (from ``init``)."""
+        if self._expected is None:
+            trees = jax.eval_shape(self.init, jax.random.key(0))
+            self._expected = tuple(
+                {jax.tree_util.keystr(k): tuple(v.shape)
+                 for k, v in jax.tree_util.tree_flatten_with_path(t)[0]} for t in trees)
+        return self._expected
+
+    def _check_trees(self, params, state) -> None:
+        """A tree of the other layout, or of another network, is named here, before a
+        layer fails on a shape it cannot use (shapes only: this runs while tracing)."""
+        for what, tree, want in zip(("params", "state"), (params, state), self._shapes()):
+            try:
+                leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
+            except Exception:  # not a pytree: the layers' lookups say what is missing
+                continue
+            for k, v in leaves:
+                where, shape = jax.tree_util.keystr(k), tuple(jnp.shape(v))
+                expected = want.get(where)
+                if expected is not None and expected != shape:
+                    hint = ""
+                    if len(shape) == len(expected) + 1 and shape[1:] == expected:
+                        hint = " (a tree of the stacked layout? convert it with model.unstack)"
+                    elif len(expected) == len(shape) + 1 and expected[1:] == shape:
+                        hint = " (a per-copy tree? convert it with model.stack)"
+                    raise ValueError(f"{what}{where} has shape {shape}; this model expects "
+                                     f"{expected}{hint}")
+
     def _run(self, params, state, x, train, rng, *, skip=None, collect=None):
+        self._check_trees(params, state)
         if not isinstance(train, bool):
             train = bool(train)  # a traced value fails here: `train` must be static
-        runner = _Runner(params, state, Ctx(train, rng), skip, collect, self._scan)
+        runner = _Runner(params, state, Ctx(train, rng), skip, collect, self._scan,
+                         stacks=self._stacks)
         y = runner.run(self._plan, self._input(x))
         return y, _nest(runner.new_state)
 
@@ -628,26 +820,28 @@ class Model:
 
 def compile(source_or_path, *, net: Optional[str] = None, define: Optional[dict] = None,
             input_shape=None, classes: Optional[int] = None, dtype="float32",
-            strict: bool = False, scan="auto") -> Model:
+            strict: bool = False, scan="auto", layout="per_copy") -> Model:
     """Parse, resolve and check one network, and compile it to a ``Model``.
 
     ``source_or_path`` is a path, source text, a parsed ``Program`` or a ``CheckedNet``
     (then the other selection arguments must be left out).  A family (free ranges) is an
     error (E210): fix its ranges with ``define``.  ``scan``: "auto" (the default), True or
     False: whether the uniform copies of a repeat run as one ``jax.lax.scan``
-    (docs/backend.md, "Repeats").
+    (docs/backend.md, "Repeats").  ``layout``: "per_copy" (the default: one entry per
+    copy in params and state) or "stacked" (each uniform tail stacked under its first
+    copy's path; compile time stays flat as the copy count grows).
     """
     if isinstance(source_or_path, CheckedNet):
         if net is not None or define or input_shape is not None or classes is not None:
             raise ValueError("compile(CheckedNet): net, define, input_shape and classes "
                              "were already applied by check; leave them out")
-        return Model(source_or_path, dtype, scan)
+        return Model(source_or_path, dtype, scan, layout)
     program = load(source_or_path)
     resolved = resolve(program, net=net, define=define)
     if isinstance(resolved, Family):
         raise _family_error(resolved, program)
     checked = check_resolved(resolved, program, parse_shape(input_shape), classes, strict)
-    return Model(checked, dtype, scan)
+    return Model(checked, dtype, scan, layout)
 
 
 def _family_error(fam: Family, program) -> ResolveError:
