@@ -425,8 +425,13 @@ class _Builder:
 
 
 def _show(values: tuple) -> str:
-    """Variants of one text, one per copy, as one text: ``32→64→128``, or
-    ``first→…→last`` past four (runs of equal values count once)."""
+    """Variants of one text, one per copy, as one text: ``32→64→64`` up to four
+    copies; past four, runs of equal values count once (``32→64→128`` for six copies
+    in pairs) and past four runs, ``first→…→last``."""
+    if all(v == values[0] for v in values):
+        return values[0]
+    if len(values) <= 4:
+        return "→".join(values)
     runs = [v for i, v in enumerate(values) if i == 0 or v != values[i - 1]]
     if len(runs) <= 4:
         return "→".join(runs)

@@ -361,3 +361,15 @@ def test_cli_draw_does_not_import_jax_or_numpy(tmp_path):
                 if l.startswith("import time:")}
     assert "patternnet.draw" in imported
     assert not {m for m in imported if m.split(".")[0] in ("jax", "jaxlib", "numpy")}
+
+
+def test_cli_new_file_gets_the_usual_mode(tmp_path):
+    old = os.umask(0o022)
+    try:
+        from patternnet import cli
+
+        (tmp_path / "ok.pn").write_text("INPUT -> CONV -> FC\n")
+        assert cli.main(["draw", str(tmp_path / "ok.pn"), "-o", str(tmp_path / "ok.svg")]) == 0
+    finally:
+        os.umask(old)
+    assert (tmp_path / "ok.svg").stat().st_mode & 0o777 == 0o644
