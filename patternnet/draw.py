@@ -693,7 +693,8 @@ def draw_svg(checked: CheckedNet, *, expand: bool = False, source: Optional[str]
     t = checked.totals
     info = (f"{fmt_shape(checked.input_shape)} → {fmt_shape(checked.output_shape)} · "
             f"{t.params:,} params · {human(t.macs)} MACs · {len(checked.layers)} layers")
-    hint = ("every copy of each repeat is drawn" if expand else
+    repeats = any(isinstance(x, _Group) and x.frame == "repeat" for x in _walk(root))
+    hint = ("" if not repeats else "every copy of each repeat is drawn" if expand else
             "×n: a group drawn once and repeated n times (--expand draws every copy)")
     families = [f for f in FAMILIES if any(
         getattr(x, "family", None) == f for x in _walk(root))]
@@ -720,7 +721,8 @@ def draw_svg(checked: CheckedNet, *, expand: bool = False, source: Optional[str]
     hc = _Canvas()
     hc.text(MARGIN, MARGIN + 14, head, F_HEAD, weight="bold")
     hc.text(MARGIN, MARGIN + 34, info, F_INFO, fill=INK)
-    hc.text(MARGIN, MARGIN + 50, hint, F_SMALL, fill=MUTED)
+    if hint:
+        hc.text(MARGIN, MARGIN + 50, hint, F_SMALL, fill=MUTED)
     lx = MARGIN
     for f in families:
         fill, stroke, name = FAMILIES[f]

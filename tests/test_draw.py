@@ -373,3 +373,15 @@ def test_cli_new_file_gets_the_usual_mode(tmp_path):
     finally:
         os.umask(old)
     assert (tmp_path / "ok.svg").stat().st_mode & 0o777 == 0o644
+
+
+def test_copies_that_differ_in_shape_are_all_drawn():
+    # the `?` fits the first copy only (8x8 -> 2x2, then a 4x4 pool no longer fits)
+    net = check("INPUT(8x8x1) -> [CONV -> POOL(4)?]*3 -> FC")
+    root = ET.fromstring(draw_svg(net))
+    assert kinds(root) == ["INPUT", "CONV", "POOL", "CONV", "CONV", "FC", "OUTPUT"]
+    (frame,) = nodes(root, "repeat")
+    assert frame.get("data-count") == "3" and frame.get("data-expanded") == "true"
+    # no repeat, no word about repeats
+    plain = ET.fromstring(draw_svg(check("INPUT -> CONV -> FC")))
+    assert not any("×n" in (t.text or "") for t in plain.iter(SVG + "text"))
