@@ -385,3 +385,14 @@ def test_copies_that_differ_in_shape_are_all_drawn():
     # no repeat, no word about repeats
     plain = ET.fromstring(draw_svg(check("INPUT -> CONV -> FC")))
     assert not any("×n" in (t.text or "") for t in plain.iter(SVG + "text"))
+
+
+@pytest.mark.parametrize("key,name", [("seed", "cs231n_seed"), ("resnet18", "resnet18"),
+                                      ("googlenet", "googlenet")])
+def test_docs_images_are_current(key, name):
+    """docs/img holds diagrams made by `patternnet draw`; they follow the drawing code."""
+    path = ROOT / "docs" / "img" / f"{name}.svg"
+    if UPDATE:
+        path.write_text(svg_of(key), encoding="utf-8", newline="\n")
+    assert path.read_text(encoding="utf-8") == svg_of(key), (
+        f"{path} is stale; run with PATTERNNET_UPDATE_GOLDEN=1")
