@@ -13,7 +13,8 @@ def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
     """Open a temporary file beside ``path``; on a clean exit it replaces ``path``.
 
     On an exception (or Ctrl-C) the temporary file is removed and ``path`` is
-    untouched.  An existing file's permission bits are kept.
+    untouched.  An existing file's permission bits are kept; a new file gets the
+    usual 0o666 less the umask.
     """
     import tempfile
 
@@ -28,7 +29,13 @@ def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
             f.flush()
             os.fsync(f.fileno())
         try:
-            os.chmod(tmp, os.stat(path).st_mode & 0o7777)
+            mode = os.stat(path).st_mode & 0o7777
+        except OSError:  # a new file: the mode open() would give it, not mkstemp's 0600
+            mask = os.umask(0)
+            os.umask(mask)
+            mode = 0o666 & ~mask
+        try:
+            os.chmod(tmp, mode)
         except OSError:
             pass
         os.replace(tmp, path)

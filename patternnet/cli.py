@@ -230,6 +230,55 @@ def cmd_fmt(args) -> int:
     return worst
 
 
+# --- draw ----------------------------------------------------------------------------
+
+
+def cmd_draw(args) -> int:
+    """Draw one network as an SVG diagram (patternnet/draw.py), written atomically, or
+    to stdout with ``-o -``.  Diagnostics go to stderr, since stdout may be the picture.
+    A family is not drawn whole: the message says which ``-D`` picks a member."""
+    from .api import check_resolved, parse_shape
+    from .atomic import write_atomic
+    from .diagnostics import PatternNetError, SourceError
+    from .draw import draw_svg
+    from .parse import parse_source
+    from .resolve import Family, resolve
+    from .source import read
+
+    try:
+        source = read(args.file)
+        shape = parse_shape(args.input)
+    except SourceError as e:
+        raise _Usage(e.diagnostics[0].message) from None
+    if not source.text.strip():
+        raise _Usage(f"{args.file}: the file is empty; a .pn file holds at least one network, "
+                     "e.g. INPUT -> CONV -> RELU -> FC")
+    define = _parse_defines(args.define)
+    try:
+        program = parse_source(source)
+        resolved = resolve(program, net=args.net, define=define)
+        if isinstance(resolved, Family):
+            which = f"`{resolved.name}`" if resolved.name else "the default network"
+            ranges = ", ".join(f"{r.name} in {r.lo}..{r.hi}" for r in resolved.free)
+            pick = " ".join(f"-D {r.name}={r.hi}" for r in resolved.free)
+            raise _Usage(f"{args.file}: {which} is a family over {ranges}; draw one member, "
+                         f"e.g. {pick}")
+        net = check_resolved(resolved, program, shape, args.classes)
+    except PatternNetError as e:
+        print(e.render(color=_use_color(sys.stderr)), file=sys.stderr)
+        return EXIT_PROBLEMS
+    svg = draw_svg(net, expand=args.expand, source=source.text)
+    if args.output == "-":
+        sys.stdout.write(svg)
+        sys.stdout.flush()
+        return EXIT_OK
+    try:
+        write_atomic(args.output, svg)
+    except OSError as e:
+        raise _Usage(f"{args.output}: cannot write: {e.strerror or e}") from None
+    return EXIT_OK
+
+
 # --- main ----------------------------------------------------------------------------
 
 
@@ -283,6 +332,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="change nothing; exit 1 listing the files that would change")
     f.add_argument("-q", "--quiet", action="store_true", help="print nothing when clean")
     f.set_defaults(func=cmd_fmt)
+
+    d = sub.add_parser("draw", help="draw a network as an SVG diagram")
+    d.add_argument("file", metavar="FILE")
+    d.add_argument("-o", "--output", required=True, metavar="OUT.svg",
+                   help="the SVG file to write (atomically); - writes to stdout")
+    d.add_argument("--net", help="the network to draw")
+    d.add_argument("-D", dest="define", action="append", metavar="NAME=VALUE",
+                   help="set a constant or fix a range (repeatable); a family needs one "
+                        "value for each range")
+    d.add_argument("--input", metavar="HxWxC", help="the input shape for a bare INPUT")
+    d.add_argument("--classes", type=_positive, metavar="N", help="units of a bare final FC")
+    d.add_argument("--expand", action="store_true",
+                   help="draw every copy of each repeat (default: once, framed, marked xN)")
+    d.set_defaults(func=cmd_draw)
     return p
 
 
