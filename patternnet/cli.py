@@ -45,87 +45,126 @@ def _parse_defines(items: Sequence[str]) -> dict:
     return out
 
 
+# --- paths ---------------------------------------------------------------------------
+
+_GLOB = frozenset("*?[")
+#: directories never searched for .pn files (virtual environments, caches, VCS)
+_SKIP_DIRS = frozenset({"node_modules", "__pycache__", "site-packages"})
+
+
+def expand_paths(items: Sequence[str]) -> list[tuple[str, Optional[str]]]:
+    """Files, directories (searched for ``*.pn``, hidden directories skipped) and globs
+    (``nets/**/*.pn``, for shells that leave them alone) as (path, None), in order,
+    without repeats; an item that yields no file as (item, why)."""
+    import glob
+
+    out, seen = [], set()
+    for item in items:
+        if os.path.isdir(item):
+            found = sorted(_pn_files(item))
+            why = f"{item}: a directory with no .pn files in it"
+        elif any(c in _GLOB for c in item) and not os.path.exists(item):
+            found = sorted(f for f in glob.glob(item, recursive=True) if os.path.isfile(f))
+            why = f"{item}: no file matches this pattern"
+        else:
+            found, why = [item], None
+        if not found:
+            out.append((item, why))
+        for f in found:
+            if f not in seen:
+                seen.add(f)
+                out.append((f, None))
+    return out
+
+
+def _pn_files(top: str):
+    for root, dirs, files in os.walk(top):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in _SKIP_DIRS)
+        yield from (os.path.join(root, f) for f in files if f.endswith(".pn"))
+
+
 # --- check ---------------------------------------------------------------------------
 
 
-def _check_file(path: str, args) -> tuple[int, str]:
-    """Check every network of one file (or ``--net``); returns (exit code, report)."""
-    from .api import CheckedFamily, check_resolved, parse_shape
+def _check_file(path: str, args, shape, define: dict):
+    """Check every network of one file (or ``--net``) into a ``FileReport``."""
+    from .api import check_resolved
     from .diagnostics import PatternNetError, SourceError
     from .parse import parse_source
+    from .report import FileReport
     from .resolve import resolve, select_all
     from .source import read
 
-    color = _use_color(sys.stdout)
     try:
         source = read(path)
-        shape = parse_shape(args.input)
     except SourceError as e:
-        raise _Usage(e.diagnostics[0].message) from None
+        return FileReport(path, error=e.diagnostics[0].message)
     if not source.text.strip():
-        raise _Usage(f"{path}: the file is empty; a .pn file holds at least one network, "
-                     "e.g. INPUT -> CONV -> RELU -> FC")
-    define = _parse_defines(args.define)
+        return FileReport(path, error=f"{path}: the file is empty; a .pn file holds at least "
+                                      "one network, e.g. INPUT -> CONV -> RELU -> FC")
+    sources = {source.name: source.text}
     try:
         program = parse_source(source)
     except PatternNetError as e:
-        return EXIT_PROBLEMS, e.render(color=color)
-    code, lines, problems, tables = EXIT_OK, [], [], []
+        return FileReport(path, diagnostics=tuple(e.diagnostics), sources={**sources, **e.sources})
+    diags, results = [], []
     for name in [args.net] if args.net else select_all(program):
         try:
             result = check_resolved(resolve(program, net=name, define=define), program, shape,
                                     args.classes, args.strict)
         except PatternNetError as e:
-            code = EXIT_PROBLEMS
-            problems.append(e.render(color=color))
+            diags += e.diagnostics
+            sources.update(e.sources)
             continue
-        if isinstance(result, CheckedFamily):
-            lines.append(_family_line(result))
-        else:
-            lines.append(_net_line(result))
-            if result.notes and not args.quiet:  # warnings and notes (dropped `?`, N331)
-                from .diagnostics import render_all
-                problems.append(render_all(result.notes, {program.file: program.text}, color))
-            if args.summary:
-                from .summary import FORMATS
-                tables.append(FORMATS[args.summary](result))
-    report = "\n\n".join(problems)
-    if code == EXIT_OK and not args.quiet:
-        report = "\n\n".join(x for x in (report, f"{path}: ok\n" + "\n".join(lines)) if x)
-    if tables:
-        report = "\n\n".join(x for x in (report, *tables) if x)
-    return code, report
-
-
-def _net_line(net) -> str:
-    from .rules import fmt_shape
-    from .summary import human
-
-    return (f"  {net.label}: {fmt_shape(net.input_shape)} -> {fmt_shape(net.output_shape)}, "
-            f"{net.params:,} params, {human(net.macs)} MACs, {len(net.layers)} layers")
-
-
-def _family_line(fam) -> str:
-    ranges = ", ".join(f"{r.name} in {r.lo}..{r.hi}" for r in fam.free)
-    over = f"a family over {ranges}" if ranges else "its `?` choices"
-    return f"  {fam.label}: {over}: {len(fam.members)} members, all ok"
+        results.append(result)
+        diags += getattr(result, "notes", ())  # warnings and notes: a dropped `?`, N331
+    return FileReport(path, diagnostics=tuple(diags), results=tuple(results), sources=sources)
 
 
 def cmd_check(args) -> int:
-    """Each file's report as soon as it is checked; an unreadable file is one line on
-    stderr and the others are still checked."""
-    worst, first = EXIT_OK, True
-    for path in args.files:
-        try:
-            code, report = _check_file(path, args)
-        except _Usage as e:
-            print(f"patternnet: error: {e}", file=sys.stderr)
-            worst = max(worst, EXIT_USAGE)
-            continue
-        worst = max(worst, code)
-        if report:
-            print(report if first else "\n" + report, flush=True)
-            first = False
+    """Each file's report as soon as it is checked (text), or one document at the end
+    (json); an unreadable file is one line on stderr and the others are still checked."""
+    from .api import parse_shape
+    from .diagnostics import SourceError
+    from .report import FileReport
+
+    try:
+        shape = parse_shape(args.input)
+    except SourceError as e:
+        raise _Usage(e.diagnostics[0].message) from None
+    define = _parse_defines(args.define)
+    color = args.format == "text" and _use_color(sys.stdout)
+    reports, first = [], True
+    for path, why in expand_paths(args.files):
+        report = FileReport(path, error=why) if why else _check_file(path, args, shape, define)
+        reports.append(report)
+        if report.error:
+            print(f"patternnet: error: {report.error}", file=sys.stderr, flush=True)
+        if args.format == "text":
+            from .report import text
+
+            out = text(report, color=color, quiet=args.quiet, summary=args.summary)
+            if out:
+                print(out if first else "\n" + out, flush=True)
+                first = False
+        elif args.format == "github":
+            from .report import github
+
+            for line in github(report):
+                print(line, flush=True)
+    worst = max((r.code for r in reports), default=EXIT_OK)
+    if args.format == "json":
+        import json
+
+        from .report import json_document
+
+        print(json.dumps(json_document(reports, worst, __version__), indent=2,
+                         ensure_ascii=False))
+    elif args.format == "github" and not args.quiet:
+        nets = sum(len(r.results) for r in reports)
+        errors = sum(r.errors for r in reports) + sum(bool(r.error) for r in reports)
+        print(f"patternnet: {len(reports)} file{'s' * (len(reports) != 1)}, {nets} "
+              f"network{'s' * (nets != 1)}, {errors} error{'s' * (errors != 1)}")
     return worst
 
 
@@ -300,7 +339,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
 
     c = sub.add_parser("check", help="check .pn files: shapes, parameters, MACs; every problem")
-    c.add_argument("files", nargs="+", metavar="FILE")
+    c.add_argument("files", nargs="+", metavar="PATH",
+                   help="files, directories (searched for *.pn) or globs")
     c.add_argument("--net", help="check only this named network")
     c.add_argument("-D", dest="define", action="append", metavar="NAME=VALUE",
                    help="set a constant or fix a range (repeatable)")
@@ -313,7 +353,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "dropout before the output, RELU after RELU")
     c.add_argument("--summary", nargs="?", const="text", choices=("text", "markdown", "csv"),
                    help="print each network's layer table (text, markdown or csv)")
-    c.add_argument("-q", "--quiet", action="store_true", help="print nothing when clean")
+    c.add_argument("--format", choices=("text", "json", "github"), default="text",
+                   help="text (default); json: one document, schema in docs/check.schema.json; "
+                        "github: workflow-command annotations for pull requests")
+    c.add_argument("-q", "--quiet", action="store_true",
+                   help="print nothing when clean (errors only)")
     c.set_defaults(func=cmd_check)
 
     x = sub.add_parser("expand", help="list the members of a family with params and MACs")

@@ -102,12 +102,9 @@ def did_you_mean(word: str, candidates: Iterable[str]) -> Optional[str]:
 
 # --- rendering -----------------------------------------------------------------------
 
-_STYLES = {"error": "\x1b[1;31m", "warning": "\x1b[1;33m", "note": "\x1b[1;36m",
-           "bold": "\x1b[1m", "blue": "\x1b[1;34m", "reset": "\x1b[0m"}
-
-
-def _style(text: str, style: str, color: bool) -> str:
-    return f"{_STYLES[style]}{text}{_STYLES['reset']}" if color else text
+#: the style of each part of a diagnostic, in rich's style language (used on a terminal)
+STYLES = {"error": "bold red", "warning": "bold yellow", "note": "bold cyan",
+          "bold": "bold", "blue": "bold blue"}
 
 
 def render(d: Diagnostic, sources: Optional[dict] = None, color: bool = False) -> str:
@@ -119,15 +116,42 @@ def render(d: Diagnostic, sources: Optional[dict] = None, color: bool = False) -
          3 | INPUT -> vgg_blok(64)
            |          ^^^^^^^^ not defined
            = help: did you mean `vgg_block`?
-    """
-    sources = sources or {}
-    head = _style(f"{d.severity}[{d.code}]", d.severity, color)
-    out = [f"{head}{_style(': ' + d.message, 'bold', color)}"]
+
+    With ``color``, the same text styled by rich (ANSI escapes for a terminal)."""
+    lines = _lines(d, sources or {})
+    if color:
+        return styled(lines)
+    return "\n".join("".join(text for text, _ in line) for line in lines)
+
+
+def styled(lines: Sequence[Sequence[tuple[str, Optional[str]]]]) -> str:
+    """Lines of (text, style name) segments as one ANSI-styled string, by rich (imported
+    only here: colour is for terminals, and ``check`` in CI stays fast)."""
+    import io
+
+    from rich.console import Console
+    from rich.text import Text
+
+    out = Text()
+    for i, line in enumerate(lines):
+        if i:
+            out.append("\n")
+        for text, style in line:
+            out.append(text, style=STYLES.get(style) if style else None)
+    buf = io.StringIO()
+    Console(file=buf, force_terminal=True, color_system="standard", width=1 << 16,
+            highlight=False, markup=False, emoji=False).print(out, end="", soft_wrap=True)
+    return buf.getvalue()
+
+
+def _lines(d: Diagnostic, sources: dict) -> list[list[tuple[str, Optional[str]]]]:
+    """The diagnostic as lines of (text, style name or None) segments."""
+    out = [[(f"{d.severity}[{d.code}]", d.severity), (": " + d.message, "bold")]]
     span = d.span
     gutter = len(str(span.end_line if span else 1)) + 1
-    bar = _style(" " * gutter + "|", "blue", color)
+    bar = (" " * gutter + "|", "blue")
     if span is not None:
-        out.append(" " * (gutter - 1) + _style("--> ", "blue", color) + str(span))
+        out.append([(" " * (gutter - 1) + "--> ", "blue"), (str(span), None)])
         text = sources.get(span.file)
         if text is not None:
             lines = text.splitlines() or [""]
@@ -138,24 +162,23 @@ def render(d: Diagnostic, sources: Optional[dict] = None, color: bool = False) -
                 width = max(1, end - col)
                 carets = " " * (col - 1) + "^" * width
                 label = f" {d.label}" if d.label else ""
-                out.append(bar)
-                num = _style(f"{span.line:>{gutter - 1}} |", "blue", color)
-                out.append(f"{num} {line}")
-                out.append(f"{bar} {_style(carets + label, d.severity, color)}")
+                out.append([bar])
+                out.append([(f"{span.line:>{gutter - 1}} |", "blue"), (f" {line}", None)])
+                out.append([bar, (" ", None), (carets + label, d.severity)])
     pad = " " * gutter
     frames = list(reversed(d.trace))
     if len(frames) > 6:  # innermost three, outermost two
         frames = frames[:3] + [None] + frames[-2:]
     for frame in frames:
         if frame is None:
-            out.append(f"{pad}= note: ... {len(d.trace) - 5} more block calls ...")
+            out.append([(f"{pad}= note: ... {len(d.trace) - 5} more block calls ...", None)])
         else:
-            out.append(f"{pad}= note: in block `{frame.name}`, called at {frame.span}")
+            out.append([(f"{pad}= note: in block `{frame.name}`, called at {frame.span}", None)])
     for note in d.notes:
-        out.append(f"{pad}= note: {note}")
+        out.append([(f"{pad}= note: {note}", None)])
     if d.help:
-        out.append(f"{pad}= {_style('help', 'bold', color)}: {d.help}")
-    return "\n".join(out)
+        out.append([(f"{pad}= ", None), ("help", "bold"), (f": {d.help}", None)])
+    return out
 
 
 def _window(line: str, col: int, end: int, width: int = 100) -> tuple[str, int, int]:

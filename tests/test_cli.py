@@ -247,9 +247,10 @@ def test_missing_file(tmp_path):
     assert_usage_error(pn("check", "nope.pn", cwd=tmp_path), "nope.pn", "no such file")
 
 
-def test_directory(tmp_path):
+def test_directory_without_pn_files(tmp_path):
     (tmp_path / "d.pn").mkdir()
-    assert_usage_error(pn("check", "d.pn", cwd=tmp_path), "d.pn", "is a directory")
+    (tmp_path / "d.pn" / "notes.txt").write_text("INPUT -> FC\n")
+    assert_usage_error(pn("check", "d.pn", cwd=tmp_path), "d.pn", "no .pn files")
 
 
 def test_not_utf8(tmp_path):

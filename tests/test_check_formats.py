@@ -1,0 +1,213 @@
+"""``patternnet check`` on many paths and in its three formats: text, json, github.
+
+Goldens in tests/golden_cli/ (``PATTERNNET_UPDATE_GOLDEN=1`` rewrites them; review the
+diff by eye); the JSON document is validated against docs/check.schema.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from patternnet import __version__
+from patternnet.diagnostics import Diagnostic
+from patternnet.ast import Span
+from patternnet.report import FileReport, github
+
+ROOT = Path(__file__).resolve().parent.parent
+GOLDEN = Path(__file__).resolve().parent / "golden_cli"
+UPDATE = os.environ.get("PATTERNNET_UPDATE_GOLDEN") == "1"
+SCHEMA = json.loads((ROOT / "docs" / "check.schema.json").read_text())
+
+FILES = {
+    "good.pn": "# two networks\nsmall = INPUT(28x28x1) -> CONV(8) -> RELU -> POOL -> FC(10)\n"
+               "wide = INPUT(32x32x3) -> [CONV(16) -> RELU]*2 -> GAP -> FC(10)\n",
+    "bad.pn": "INPUT(4x4x3) -> [POOL]*4 -> FC(10)\n",
+    "noted.pn": "INPUT(8x8x3) -> CONV(8) -> POOL? -> POOL? -> POOL? -> POOL? -> FC(10)\n",
+    "typo.pn": "block(c) = CONV(c) -> RELU\nINPUT -> blok(16) -> FC\n",
+}
+
+
+def pn(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    full = {**os.environ, **(env or {})}
+    full.pop("PYTHONWARNINGS", None)
+    return subprocess.run([sys.executable, "-m", "patternnet", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=120, env=full)
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    for name, text in FILES.items():
+        (tmp_path / name).write_text(text)
+    return tmp_path
+
+
+def golden(name: str, text: str) -> None:
+    path = GOLDEN / name
+    if UPDATE:
+        GOLDEN.mkdir(exist_ok=True)
+        path.write_text(text)
+    assert path.exists(), f"missing golden {path}; run with PATTERNNET_UPDATE_GOLDEN=1"
+    assert text == path.read_text()
+
+
+def validate(doc: dict) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    jsonschema.validate(doc, SCHEMA)
+
+
+# --- the three formats, golden ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "github"])
+def test_formats_golden(tree, fmt):
+    r = pn("check", *FILES, "missing.pn", "--format", fmt, cwd=tree)
+    assert r.returncode == 2  # a missing path outranks the problems in the input
+    assert r.stderr == "patternnet: error: missing.pn: no such file\n"
+    out = r.stdout.replace(f'"version": "{__version__}"', '"version": "<version>"')
+    golden(f"check.{fmt}", out)
+
+
+def test_json_document(tree):
+    r = pn("check", *FILES, "--format", "json", cwd=tree)
+    assert r.returncode == 1 and r.stderr == ""
+    doc = json.loads(r.stdout)
+    validate(doc)
+    assert doc["exit_code"] == 1
+    assert doc["totals"] == {"files": 4, "unreadable": 0, "networks": 3, "errors": 2,
+                             "warnings": 0, "notes": 1}
+    by = {f["path"]: f for f in doc["files"]}
+    good = by["good.pn"]["networks"]
+    assert [n["name"] for n in good] == ["small", "wide"]
+    assert good[0]["totals"]["params"] == (9 * 8 + 8) + (14 * 14 * 8 * 10 + 10)
+    assert good[0]["layers"][1]["output_shape"] == [28, 28, 8]
+    e301 = by["bad.pn"]["diagnostics"][0]
+    assert (e301["code"], e301["span"]["line"], e301["span"]["col"]) == ("E301", 1, 18)
+    assert by["typo.pn"]["diagnostics"][0]["help"] == "did you mean `block`?"
+    assert by["noted.pn"]["ok"] and by["noted.pn"]["diagnostics"][0]["severity"] == "note"
+
+
+def test_json_of_every_example_validates():
+    r = pn("check", "examples", "--format", "json", cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    validate(doc)
+    assert doc["totals"]["files"] == len(list((ROOT / "examples").glob("*.pn")))
+    kinds = {n["kind"] for f in doc["files"] for n in f["networks"]}
+    assert kinds == {"network", "family"}  # cs231n.pn holds a family
+
+
+def test_json_on_a_clean_run_is_still_printed_when_quiet(tree):
+    r = pn("check", "good.pn", "--format", "json", "-q", cwd=tree)
+    assert r.returncode == 0
+    assert json.loads(r.stdout)["files"][0]["ok"] is True
+
+
+def test_github_annotations_point_at_the_span(tree):
+    r = pn("check", "bad.pn", "typo.pn", "--format", "github", cwd=tree)
+    assert r.returncode == 1
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("::error file=bad.pn,line=1,col=18,endLine=1,endColumn=22,"
+                               "title=PatternNet E301::POOL has no output")
+    assert lines[1].startswith("::error file=typo.pn,line=2,col=10,")
+    assert "%0Ahelp: did you mean `block`?" in lines[1]
+    assert lines[-1] == "patternnet: 2 files, 0 networks, 2 errors"
+    assert pn("check", "good.pn", "--format", "github", "-q", cwd=tree).stdout == ""
+
+
+def test_github_escapes_its_separators():
+    d = Diagnostic("E301", "50% of it\nfails", Span("a:b,c.pn", 3, 4, 3, 9), help="x, y: z")
+    (line,) = github(FileReport("a:b,c.pn", diagnostics=(d,)))
+    assert line == ("::error file=a%3Ab%2Cc.pn,line=3,col=4,endLine=3,endColumn=9,"
+                    "title=PatternNet E301::50%25 of it%0Afails%0Ahelp: x, y: z")
+    (line,) = github(FileReport("d/x.pn", error="d/x.pn: no such file"))
+    assert line == "::error file=d/x.pn,title=PatternNet::d/x.pn: no such file"
+
+
+# --- paths: files, directories, globs -------------------------------------------------
+
+
+def test_directories_are_searched_for_pn_files(tree):
+    sub = tree / "nets" / "deep"
+    sub.mkdir(parents=True)
+    (sub / "a.pn").write_text("INPUT -> FC\n")
+    (tree / "nets" / "b.pn").write_text("INPUT -> CONV -> FC\n")
+    (tree / "nets" / "readme.txt").write_text("not a network")
+    hidden = tree / "nets" / ".cache"
+    hidden.mkdir()
+    (hidden / "junk.pn").write_text("this is not a network")
+    r = pn("check", "nets", cwd=tree)
+    assert r.returncode == 0, r.stdout + r.stderr
+    checked = [l.split(":")[0] for l in r.stdout.splitlines() if l.endswith(": ok")]
+    assert checked == [os.path.join("nets", "b.pn"), os.path.join("nets", "deep", "a.pn")]
+
+
+def test_globs_are_expanded_once_each(tree):
+    r = pn("check", "*.pn", "good.pn", "--format", "json", cwd=tree)
+    paths = [f["path"] for f in json.loads(r.stdout)["files"]]
+    assert paths == sorted(FILES)  # good.pn not twice
+    r = pn("check", "nothing/**/*.pn", cwd=tree)
+    assert r.returncode == 2
+    assert r.stderr == "patternnet: error: nothing/**/*.pn: no file matches this pattern\n"
+
+
+def test_unreadable_paths_do_not_stop_the_others(tree):
+    (tree / "empty").mkdir()
+    r = pn("check", "empty", "good.pn", "--format", "json", cwd=tree)
+    assert r.returncode == 2
+    assert r.stderr == "patternnet: error: empty: a directory with no .pn files in it\n"
+    doc = json.loads(r.stdout)
+    validate(doc)
+    assert [f["ok"] for f in doc["files"]] == [False, True]
+    assert doc["files"][0]["error"] == "empty: a directory with no .pn files in it"
+
+
+# --- colour ---------------------------------------------------------------------------
+
+
+def _on_a_terminal(args: list[str], cwd: Path, env: dict) -> str:
+    """Run with stdout on a pseudo-terminal; what it printed."""
+    import pty
+
+    leader, follower = pty.openpty()
+    full = {**os.environ, **env}
+    full.pop("NO_COLOR", None) if "NO_COLOR" not in env else None
+    full["TERM"] = "xterm"
+    p = subprocess.Popen([sys.executable, "-m", "patternnet", *args], cwd=cwd,
+                         stdout=follower, stderr=subprocess.PIPE, env=full)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            data = os.read(leader, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    p.wait(timeout=60)
+    os.close(leader)
+    return b"".join(chunks).decode()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
+def test_colour_only_on_a_terminal_and_never_with_no_color(tree):
+    coloured = _on_a_terminal(["check", "bad.pn"], tree, {})
+    assert "\x1b[" in coloured and "error[E301]" in coloured
+    plain = _on_a_terminal(["check", "bad.pn"], tree, {"NO_COLOR": "1"})
+    assert "\x1b[" not in plain and "error[E301]" in plain
+    assert "\x1b[" not in pn("check", "bad.pn", cwd=tree).stdout
+
+
+def test_json_and_github_import_neither_jax_nor_numpy(tree):
+    code = ("import sys; from patternnet import cli; rc = cli.main(sys.argv[1:]); "
+            "print('RESULT', 'jax' in sys.modules, 'numpy' in sys.modules)")
+    for fmt in ("json", "github"):
+        r = subprocess.run([sys.executable, "-c", code, "check", "good.pn", "--format", fmt],
+                           cwd=tree, capture_output=True, text=True, timeout=60)
+        assert r.stdout.splitlines()[-1] == "RESULT False False"
