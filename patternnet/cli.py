@@ -168,6 +168,85 @@ def cmd_check(args) -> int:
     return worst
 
 
+# --- compile -------------------------------------------------------------------------
+
+
+def _load_checked(args):
+    """The one network ``args`` selects, checked (``compile``): (CheckedNet, program),
+    or the exit code after printing the diagnostics."""
+    from .api import check_resolved, parse_shape
+    from .diagnostics import PatternNetError, SourceError
+    from .parse import parse_source
+    from .resolve import Family, resolve
+    from .source import read
+
+    try:
+        source = read(args.file)
+        shape = parse_shape(args.input)
+    except SourceError as e:
+        raise _Usage(e.diagnostics[0].message) from None
+    define = _parse_defines(args.define)
+    try:
+        program = parse_source(source)
+        resolved = resolve(program, net=args.net, define=define)
+        if isinstance(resolved, Family):
+            from .backend.model import _family_error
+            raise _family_error(resolved, program)
+        return check_resolved(resolved, program, shape, args.classes, args.strict), program
+    except PatternNetError as e:
+        print(e.render(color=_use_color(sys.stdout)))
+        return EXIT_PROBLEMS, None
+
+
+def cmd_compile(args) -> int:
+    """Check, compile with the JAX backend, time the compile of inference; print the
+    summary (or the jaxpr / StableHLO); write the exported model atomically."""
+    import time
+
+    checked, _ = _load_checked(args)
+    if isinstance(checked, int):
+        return checked
+    t0 = time.perf_counter()
+    import jax
+
+    if args.dtype == "float64":
+        jax.config.update("jax_enable_x64", True)
+    from .backend import Model
+
+    model = Model(checked, dtype=args.dtype, scan={"auto": "auto", "on": True, "off": False}[args.scan],
+                  layout=args.layout)
+    params, state = model.init(args.seed)
+    jax.block_until_ready((params, state))
+    t1 = time.perf_counter()
+    batch = args.batch or 1
+    lowered = model.lower(params, state, batch)
+    lowered.compile()
+    t2 = time.perf_counter()
+    ir = sys.stdout if args.emit != "summary" else None
+    status = sys.stderr if ir else sys.stdout
+    if args.emit == "summary":
+        from .summary import text
+        print(text(checked))
+    elif args.emit == "jaxpr":
+        x = jax.ShapeDtypeStruct((batch,) + tuple(model.input_shape), model.dtype)
+        print(jax.make_jaxpr(model._forward_impl)(params, state, x))
+    else:
+        print(model.stablehlo(params, state, args.batch))
+    backend = jax.default_backend()
+    print(f"compiled {checked.label}: forward at batch {batch}, {args.dtype}, on {backend}, "
+          f"in {t2 - t1:.2f} s (init {t1 - t0:.2f} s, JAX start-up included)", file=status)
+    if args.output:
+        try:
+            model.export(args.output, params, state, batch=args.batch)
+        except OSError as e:
+            raise _Usage(f"{args.output}: cannot write: {e.strerror or e}") from None
+        size = os.path.getsize(args.output)
+        which = f"batch {args.batch}" if args.batch else "any batch size"
+        print(f"wrote {args.output} ({size / 1e6:.1f} MB; {which}; load it with "
+              f"patternnet.load)", file=status)
+    return EXIT_OK
+
+
 # --- expand --------------------------------------------------------------------------
 
 
@@ -328,6 +407,16 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"patternnet: error: {message} (see `{self.prog} --help`)\n")
 
 
+def _selection(p) -> None:
+    """The options that pick and shape one network (compile)."""
+    p.add_argument("--net", help="the network to use (when the file has several)")
+    p.add_argument("-D", dest="define", action="append", metavar="NAME=VALUE",
+                   help="set a constant or fix a range (repeatable)")
+    p.add_argument("--input", metavar="HxWxC", help="the input shape for a bare INPUT")
+    p.add_argument("--classes", type=_positive, metavar="N", help="units of a bare final FC")
+    p.add_argument("--strict", action="store_true", help="lints become errors")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="patternnet", description="A language and compiler for ConvNet architectures.",
@@ -359,6 +448,25 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("-q", "--quiet", action="store_true",
                    help="print nothing when clean (errors only)")
     c.set_defaults(func=cmd_check)
+
+    k = sub.add_parser("compile", help="check and compile one network with JAX; export it")
+    k.add_argument("file", metavar="FILE")
+    _selection(k)
+    k.add_argument("-o", "--output", metavar="MODEL.pnx",
+                   help="write the exported model (jax.export; run it with patternnet.load)")
+    k.add_argument("--emit", choices=("summary", "jaxpr", "stablehlo"), default="summary",
+                   help="what to print: the layer table (default), or inference's jaxpr or "
+                        "StableHLO (status lines then go to stderr)")
+    k.add_argument("--batch", type=_positive, metavar="N",
+                   help="a fixed batch size (default: the export takes any batch; the "
+                        "timed compile uses 1)")
+    k.add_argument("--dtype", choices=("float32", "bfloat16", "float64"), default="float32")
+    k.add_argument("--seed", type=int, default=0, help="the init key (default 0)")
+    k.add_argument("--scan", choices=("auto", "on", "off"), default="auto",
+                   help="run uniform repeat copies as one lax.scan (docs/backend.md)")
+    k.add_argument("--layout", choices=("per_copy", "stacked"), default="per_copy",
+                   help="how params hold the copies of a repeat (docs/backend.md)")
+    k.set_defaults(func=cmd_compile)
 
     x = sub.add_parser("expand", help="list the members of a family with params and MACs")
     x.add_argument("file", metavar="FILE")

@@ -211,3 +211,48 @@ def test_json_and_github_import_neither_jax_nor_numpy(tree):
         r = subprocess.run([sys.executable, "-c", code, "check", "good.pn", "--format", fmt],
                            cwd=tree, capture_output=True, text=True, timeout=60)
         assert r.stdout.splitlines()[-1] == "RESULT False False"
+
+
+# --- compile ----------------------------------------------------------------------------
+
+
+def test_compile_prints_the_summary_and_exports(tree):
+    pytest.importorskip("jax")
+    r = pn("compile", "good.pn", "--net", "small", "-o", "small.pnx", cwd=tree)
+    assert r.returncode == 0, r.stderr
+    assert "Trainable params: 15,770" in r.stdout
+    assert "compiled small: forward at batch 1, float32, on " in r.stdout
+    assert "wrote small.pnx" in r.stdout and "any batch size" in r.stdout
+    code = ("import numpy as np, patternnet; m = patternnet.load('small.pnx'); "
+            "print(m(np.zeros((3, 28, 28, 1), np.float32)).shape)")
+    r = subprocess.run([sys.executable, "-c", code], cwd=tree, capture_output=True, text=True,
+                       timeout=120)
+    assert r.stdout.strip() == "(3, 10)", r.stderr
+
+
+def test_compile_emits_ir_on_stdout_and_status_on_stderr(tree):
+    pytest.importorskip("jax")
+    r = pn("compile", "good.pn", "--net", "wide", "--emit", "stablehlo", "--batch", "2",
+           cwd=tree)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("module @") and "stablehlo.convolution" in r.stdout
+    assert "tensor<2x32x32x3xf32>" in r.stdout
+    assert r.stderr.startswith("compiled wide: forward at batch 2")
+    r = pn("compile", "good.pn", "--net", "wide", "--emit", "jaxpr", cwd=tree)
+    assert "conv_general_dilated" in r.stdout
+
+
+def test_compile_errors(tree):
+    r = pn("compile", "bad.pn", cwd=tree)
+    assert r.returncode == 1 and "error[E301]" in r.stdout
+    r = pn("compile", "good.pn", cwd=tree)  # two networks, no default
+    assert r.returncode == 1 and "--net" in r.stdout
+    (tree / "fam.pn").write_text("n in 1..3\nINPUT -> CONV*n -> FC\n")
+    r = pn("compile", "fam.pn", cwd=tree)
+    assert r.returncode == 1 and "E210" in r.stdout and "-D n=1" in r.stdout
+    r = pn("compile", "good.pn", "--net", "small", "-o", "no/such/dir/m.pnx", cwd=tree)
+    assert r.returncode == 2
+    assert r.stderr.splitlines()[-1].startswith("patternnet: error: no/such/dir/m.pnx: cannot write")
+    assert not (tree / "no").exists()
+    r = pn("compile", "missing.pn", cwd=tree)
+    assert (r.returncode, r.stderr) == (2, "patternnet: error: missing.pn: no such file\n")
