@@ -31,9 +31,9 @@ from .data import TrainError
 FORMAT = "patternnet-checkpoint/1"
 NAME = "checkpoint.npz"
 
-#: test hook: when set to a path, ``save`` creates that file after writing the
-#: temporary checkpoint and before renaming it, then sleeps this many seconds
-#: (``PATTERNNET_TEST_CKPT_PAUSE``), so a test can SIGKILL mid-write
+#: test hook: when set to a path, ``save`` replacing an existing checkpoint creates
+#: that file after writing the temporary one and before renaming it, then sleeps
+#: ``PATTERNNET_TEST_CKPT_PAUSE`` seconds (default 5), so a test can SIGKILL mid-write
 _HOOK_ENV, _PAUSE_ENV = "PATTERNNET_TEST_CKPT_HOOK", "PATTERNNET_TEST_CKPT_PAUSE"
 
 
@@ -99,10 +99,11 @@ def save(path, *, params, state, opt_state, rng, meta: dict) -> None:
     stored["__meta__"] = np.frombuffer(json.dumps(full).encode(), np.uint8)
     path = os.fspath(path)
     _remove_stale_temps(path)
+    replacing = os.path.exists(path)
     with atomic_open(path, "wb") as f:
         np.savez(f, **stored)
         hook = os.environ.get(_HOOK_ENV)
-        if hook:
+        if hook and replacing:
             f.flush()
             open(hook, "w").close()
             time.sleep(float(os.environ.get(_PAUSE_ENV, "5")))

@@ -238,16 +238,16 @@ def check_devices(devices: int, batch: int) -> None:
 
     if devices < 1:
         raise TrainError(f"--devices {devices}: expected 1 or more")
+    if batch % devices:
+        raise TrainError(f"--batch {batch} is not divisible by --devices {devices}: each "
+                         f"device takes an equal share; use --batch "
+                         f"{max(devices, batch // devices * devices)}")
     have = jax.devices()
     if devices > len(have):
         kind = have[0].platform
         fix = (f"; on CPU set XLA_FLAGS=--xla_force_host_platform_device_count={devices} "
                "before starting Python" if kind == "cpu" else "")
         raise TrainError(f"--devices {devices}: only {len(have)} {kind} device(s) here{fix}")
-    if batch % devices:
-        raise TrainError(f"--batch {batch} is not divisible by --devices {devices}: each "
-                         f"device takes an equal share; use --batch "
-                         f"{max(devices, batch // devices * devices)}")
 
 
 def evaluate(programs: _Programs, params, state, x, y, batch: int = EVAL_BATCH):
