@@ -128,10 +128,17 @@ def _read_npz(path: str) -> dict:
     import numpy as np
 
     try:
-        with np.load(path, allow_pickle=False) as f:
-            if not hasattr(f, "files"):
-                raise DataError(f"{path}: a single .npy array, not a .npz; write it with "
-                                "np.savez(path, x=x, y=y)")
+        with open(path, "rb") as f:
+            magic = f.read(6)
+        if magic[:4] != b"PK\x03\x04" and magic != b"\x93NUMPY":
+            # np.load would take anything else for a pickle and refuse it as one
+            raise DataError(f"{path}: not a readable .npz file (no zip header); write it "
+                            "with np.savez(path, x=x, y=y)")
+        loaded = np.load(path, allow_pickle=False)
+        if not hasattr(loaded, "files"):
+            raise DataError(f"{path}: a single .npy array, not a .npz; write it with "
+                            "np.savez(path, x=x, y=y)")
+        with loaded as f:
             return {k: f[k] for k in f.files}
     except FileNotFoundError:
         raise DataError(f"{path}: no such file; pass --data digits or a .npz with x and y") from None
