@@ -1,4 +1,4 @@
-# The two quick-start commands: `make demo` and `make test`.  Each creates .venv with
+# The two quick-start commands: `make demo` (train the digits net) and `make test`.  Each creates .venv with
 # the project installed (editable) on first use and reuses it afterwards.
 PYTHON ?= python3
 VENV := .venv
@@ -14,8 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/patternnet check examples/cs231n.pn
-	$(BIN)/patternnet check examples/cs231n.pn --net seed --summary
+	$(BIN)/patternnet train examples/digits.pn
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

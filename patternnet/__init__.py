@@ -38,11 +38,11 @@ def __dir__():
 
 
 class _Package(_types.ModuleType):
-    """``parse``, ``resolve`` and ``check`` are functions here and also submodules:
+    """``parse``, ``resolve``, ``check`` and ``train`` are functions here and also submodules:
     importing a submodule must not put the module in the function's place."""
 
     def __setattr__(self, name, value):
-        if name in ("parse", "resolve", "check") and isinstance(value, _types.ModuleType):
+        if name in ("parse", "resolve", "check", "train") and isinstance(value, _types.ModuleType):
             return
         super().__setattr__(name, value)
 
@@ -58,6 +58,15 @@ def compile(source_or_path, **kw):
     return c(source_or_path, **kw)
 
 
+def train(source_or_path, **kw):
+    """Train one network (see ``patternnet.train.train``, docs/training.md): returns a
+    ``TrainResult`` with the model, params, state and per-epoch history.
+
+    Imports jax, numpy and the data loaders on first call; ``import patternnet`` does not."""
+    import importlib
+    return importlib.import_module(".train", __name__).train(source_or_path, **kw)
+
+
 def load(path):
     """Load a ``.pnx`` export (``Model.export``) as a callable ``Loaded`` (see
     ``patternnet.backend.export``).  Imports jax, not the parser or the checker."""
@@ -68,5 +77,5 @@ def load(path):
 __all__ = [
     "Diagnostic", "ParseError", "PatternNetError", "ResolveError", "ShapeError", "SourceError",
     "CheckedFamily", "CheckedNet", "CLayer", "Family", "Member", "Network",
-    "check", "compile", "expand", "load", "parse", "resolve", "__version__",
+    "check", "compile", "expand", "load", "parse", "resolve", "train", "__version__",
 ]

@@ -2,7 +2,8 @@
 
 Exit codes: 0 clean; 1 problems in the input (diagnostics printed); 2 usage or I/O
 errors (one line, no traceback); 3 an internal error (a bug: please report it);
-130 interrupted.  ``check`` and ``fmt`` never import jax or numpy.
+130 interrupted.  ``check`` and ``fmt`` never import jax or numpy; ``train``, ``eval``
+and ``predict`` live in ``train_cli.py``.
 """
 
 from __future__ import annotations
@@ -498,6 +499,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--expand", action="store_true",
                    help="draw every copy of each repeat (default: once, framed, marked xN)")
     d.set_defaults(func=cmd_draw)
+
+    from .train_cli import add_commands  # train, eval, predict (jax imported only when run)
+    add_commands(sub)
     return p
 
 

@@ -1,0 +1,809 @@
+"""``patternnet.train``: train a network on the digits or a ``.npz``, with checkpoints.
+
+    >>> import patternnet
+    >>> run = patternnet.train("examples/digits.pn", epochs=5)      # silent by default
+    >>> run.test_accuracy, run.history[-1]["test_loss"], run.params
+
+The loop (docs/training.md):
+
+* optax for the optimizer and the learning-rate schedule (``make_optimizer``); the step
+  is jitted from ``Model.apply`` (training mode) and returns the loss and the number of
+  correct predictions as well;
+* the training split is shuffled every epoch by a permutation that is a pure function
+  of ``(seed, epoch)`` and cut into ``len // batch`` full batches (the remainder is
+  dropped: one compiled step shape, and a batch divisible by the devices); the rng of
+  step ``i`` is ``fold_in(base, i)``.  So training is a pure function of the seed and
+  the step count, and a resumed run continues bit for bit;
+* after each epoch the test split is evaluated, a record is appended to
+  ``metrics.jsonl`` and a checkpoint replaces the last one (``patternnet.checkpoint``);
+  Ctrl-C stops at the next step boundary, checkpoints and raises ``KeyboardInterrupt``;
+  a non-finite loss raises ``NonFiniteLoss`` and keeps the last good checkpoint;
+* ``devices=N`` shards each batch over N devices (``jax.sharding``: a one-axis
+  ``Mesh``, the batch split along it, params/state/optimizer state replicated).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import threading
+import time
+from typing import Optional
+
+import numpy as np
+
+from . import checkpoint as ckpt
+from .data import Dataset, MismatchError, TrainError, check_fits
+from .data import load as load_data
+from .record import record
+
+OPTIMIZERS = ("sgd", "momentum", "adam", "adamw")
+SCHEDULES = ("constant", "cosine", "step")
+DTYPES = ("float32", "bfloat16", "float64")
+
+#: the defaults, tuned on the digits demo (docs/training.md, docs/performance.md)
+DEFAULTS = dict(epochs=30, batch=64, lr=1e-3, optimizer="adam", schedule="cosine",
+                weight_decay=None, seed=0, dtype="float32")
+#: ``weight_decay=None`` means this per optimizer (adamw's optax default; L2 off otherwise)
+DEFAULT_DECAY = {"adamw": 1e-4}
+MOMENTUM = 0.9
+EVAL_BATCH = 512
+
+
+class NonFiniteLoss(TrainError):
+    """The loss became NaN or infinite: training stopped (the last checkpoint is kept)."""
+
+    def __init__(self, message: str, epoch: int, step: int):
+        super().__init__(message)
+        self.epoch, self.step = epoch, step
+
+
+@record
+class Hyper:
+    """What a run was trained with (stored in its checkpoints and ``metrics.jsonl``)."""
+    epochs: int
+    batch: int
+    lr: float
+    optimizer: str
+    schedule: str
+    weight_decay: float
+    seed: int
+    dtype: str
+
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k) for k in DEFAULTS}
+
+
+@record
+class TrainResult:
+    """What ``train`` returns: the model and its trained values, and the history."""
+    model: object              # patternnet.backend.Model
+    params: dict
+    state: dict
+    opt_state: object
+    history: tuple             # one dict per epoch: loss, accuracy, test_loss, test_accuracy, ...
+    hyper: Hyper
+    data: Dataset
+    epoch: int                 # epochs completed
+    step: int                  # optimizer steps taken
+    run_dir: Optional[str]     # None: nothing written (``out=None``)
+
+    @property
+    def test_accuracy(self) -> Optional[float]:
+        return self.history[-1]["test_accuracy"] if self.history else None
+
+    @property
+    def test_loss(self) -> Optional[float]:
+        return self.history[-1]["test_loss"] if self.history else None
+
+    @property
+    def checkpoint(self) -> Optional[str]:
+        return os.path.join(self.run_dir, ckpt.NAME) if self.run_dir else None
+
+
+# --- optimizers and schedules --------------------------------------------------------
+
+
+def make_schedule(name: str, lr: float, total_steps: int):
+    """An optax schedule: constant; cosine decay to 0 over the run; or step: x0.1 at
+    50 % and again at 75 % of the run."""
+    import optax
+
+    if name == "constant":
+        return optax.constant_schedule(lr)
+    if name == "cosine":
+        return optax.cosine_decay_schedule(lr, max(total_steps, 1))
+    if name == "step":
+        return optax.piecewise_constant_schedule(
+            lr, {int(total_steps * 0.5): 0.1, int(total_steps * 0.75): 0.1})
+    raise ValueError(f"schedule={name!r}: expected one of {', '.join(SCHEDULES)}")
+
+
+def make_optimizer(name: str, schedule, weight_decay: float):
+    """An optax optimizer.  ``adamw`` decays weights decoupled (its own argument); the
+    others add ``weight_decay * params`` to the gradient (L2) when it is not 0."""
+    import optax
+
+    if name == "adamw":
+        return optax.adamw(schedule, weight_decay=weight_decay)
+    if name == "adam":
+        opt = optax.adam(schedule)
+    elif name == "sgd":
+        opt = optax.sgd(schedule)
+    elif name == "momentum":
+        opt = optax.sgd(schedule, momentum=MOMENTUM)
+    else:
+        raise ValueError(f"optimizer={name!r}: expected one of {', '.join(OPTIMIZERS)}")
+    return optax.chain(optax.add_decayed_weights(weight_decay), opt) if weight_decay else opt
+
+
+# --- the jitted functions ------------------------------------------------------------
+
+
+def _ends_in_softmax(checked) -> bool:
+    """Whether the network's output is a SOFTMAX (then it gives probabilities)."""
+    from .check import CLayer, CRepeat, CSeq
+
+    node = checked.graph
+    while True:
+        if isinstance(node, CLayer):
+            return node.kind == "SOFTMAX"
+        if isinstance(node, CSeq) and node.items:
+            node = node.items[-1]
+        elif isinstance(node, CRepeat) and node.copies:
+            node = node.copies[-1]
+        else:
+            return False
+
+
+def _log_probs(model):
+    """outputs -> log-probabilities, in float32 (also for a bfloat16 model)."""
+    import jax
+    import jax.numpy as jnp
+
+    if _ends_in_softmax(model.checked):
+        # the outputs are probabilities already; the floor keeps log finite
+        return lambda y: jnp.log(jnp.maximum(y.astype(jnp.float32), 1e-30))
+    return lambda y: jax.nn.log_softmax(y.astype(jnp.float32), axis=-1)
+
+
+def _xent(logp, labels):
+    import jax.numpy as jnp
+
+    return -jnp.take_along_axis(logp, labels[:, None], axis=-1)[:, 0]
+
+
+class _Programs:
+    """The jitted train step and evaluation, placed on ``devices`` devices."""
+
+    def __init__(self, model, optimizer, schedule, devices: int):
+        import jax
+        import jax.numpy as jnp
+        import optax
+
+        log_probs = _log_probs(model)
+
+        def objective(params, state, x, y, rng):
+            out, new_state = model.apply(params, state, x, train=True, rng=rng)
+            logp = log_probs(out)
+            correct = jnp.sum(jnp.argmax(logp, -1) == y)
+            return jnp.mean(_xent(logp, y)), (new_state, correct)
+
+        grad_fn = jax.value_and_grad(objective, has_aux=True)
+
+        def step(params, state, opt_state, x, y, base, i):
+            (loss, (state, correct)), grads = grad_fn(params, state, x, y,
+                                                      jax.random.fold_in(base, i))
+            updates, opt_state = optimizer.update(grads, opt_state, params)
+            return (optax.apply_updates(params, updates), state, opt_state, loss, correct,
+                    schedule(i))
+
+        def evaluate(params, state, x, y, mask):
+            logp = log_probs(model.apply(params, state, x, train=False)[0])
+            hit = (jnp.argmax(logp, -1) == y) & mask
+            return jnp.sum(jnp.where(mask, _xent(logp, y), 0.0)), jnp.sum(hit)
+
+        self.devices = devices
+        if devices == 1:
+            self.step, self.evaluate = jax.jit(step), jax.jit(evaluate)
+            self.replicated = self.batch_sharding = None
+            return
+        from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+        mesh = Mesh(np.array(jax.devices()[:devices]), ("batch",))
+        rep = NamedSharding(mesh, PartitionSpec())
+        bat = NamedSharding(mesh, PartitionSpec("batch"))
+        self.replicated, self.batch_sharding = rep, bat
+        self.step = jax.jit(step, in_shardings=(rep, rep, rep, bat, bat, rep, rep),
+                            out_shardings=rep)
+        self.evaluate = jax.jit(evaluate, in_shardings=(rep, rep, bat, bat, bat),
+                                out_shardings=rep)
+
+    def put(self, tree):
+        """Params/state/optimizer state onto the devices (replicated)."""
+        import jax
+        return tree if self.replicated is None else jax.device_put(tree, self.replicated)
+
+    def batch(self, *arrays):
+        import jax
+        if self.batch_sharding is None:
+            return arrays
+        return tuple(jax.device_put(a, self.batch_sharding) for a in arrays)
+
+
+def check_devices(devices: int, batch: int) -> None:
+    import jax
+
+    if devices < 1:
+        raise TrainError(f"--devices {devices}: expected 1 or more")
+    if batch % devices:
+        raise TrainError(f"--batch {batch} is not divisible by --devices {devices}: each "
+                         f"device takes an equal share; use --batch "
+                         f"{max(devices, batch // devices * devices)}")
+    have = jax.devices()
+    if devices > len(have):
+        kind = have[0].platform
+        fix = (f"; on CPU set XLA_FLAGS=--xla_force_host_platform_device_count={devices} "
+               "before starting Python" if kind == "cpu" else "")
+        raise TrainError(f"--devices {devices}: only {len(have)} {kind} device(s) here{fix}")
+
+
+def evaluate(programs: _Programs, params, state, x, y, batch: int = EVAL_BATCH):
+    """(mean loss, accuracy) over ``x``, in fixed-size batches (the last one padded and
+    masked, so one compiled shape serves every batch)."""
+    n = len(x)
+    batch = min(batch, n)
+    batch = -(-batch // programs.devices) * programs.devices
+    loss_sum, correct = 0.0, 0
+    for lo in range(0, n, batch):
+        xb, yb = x[lo:lo + batch], y[lo:lo + batch]
+        k = len(xb)
+        mask = np.arange(batch) < k
+        if k < batch:
+            xb = np.concatenate([xb, np.zeros((batch - k,) + xb.shape[1:], xb.dtype)])
+            yb = np.concatenate([yb, np.zeros(batch - k, yb.dtype)])
+        ls, c = programs.evaluate(params, state, *programs.batch(xb, yb, mask))
+        loss_sum += float(ls)
+        correct += int(c)
+    return loss_sum / n, correct / n
+
+
+def predict(model, params, state, x, batch: int = EVAL_BATCH):
+    """``(outputs, probabilities)`` of the network on ``x`` (NumPy), batch by batch."""
+    import jax
+    import jax.numpy as jnp
+
+    softmax_out = _ends_in_softmax(model.checked)
+    outs = [np.asarray(model.forward(params, state, x[lo:lo + batch]), np.float32)
+            for lo in range(0, len(x), batch)]
+    y = np.concatenate(outs)
+    probs = y if softmax_out else np.asarray(jax.nn.softmax(jnp.asarray(y), axis=-1))
+    logits = np.log(np.maximum(y, 1e-30)) if softmax_out else y
+    return logits, probs
+
+
+# --- data order ----------------------------------------------------------------------
+
+
+def epoch_order(seed: int, epoch: int, n: int):
+    """The training examples' order in ``epoch``: a pure function of (seed, epoch)."""
+    return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+# --- compiling the network against the data ------------------------------------------
+
+
+def compile_for(source_or_path, data_shape: tuple, classes: int, *, net=None, define=None,
+                dtype="float32"):
+    """The model, with a bare INPUT taking the data's shape and a bare final FC the
+    data's classes.  A written shape that disagrees is a ``MismatchError``."""
+    from .backend import compile as _compile
+
+    model = _compile(source_or_path, net=net, define=define, input_shape=tuple(data_shape),
+                     classes=int(classes), dtype=dtype)
+    return model
+
+
+# --- progress ------------------------------------------------------------------------
+
+
+class _Silent:
+    def start(self, *a): pass
+    def header(self, text): pass
+    def step(self, *a): pass
+    def epoch(self, rec): pass
+    def close(self): pass
+
+
+def epoch_line(rec: dict, epochs: int) -> str:
+    return (f"epoch {rec['epoch']:>{len(str(epochs))}}/{epochs}  loss {rec['loss']:.4f}  "
+            f"acc {100 * rec['accuracy']:5.1f}%  test loss {rec['test_loss']:.4f}  "
+            f"test acc {100 * rec['test_accuracy']:5.1f}%  {rec['examples_per_s']:,.0f} ex/s  "
+            f"{rec['elapsed_s']:.1f}s")
+
+
+class _Lines(_Silent):
+    """One line per epoch (stdout not a terminal, e.g. a log file or CI)."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def header(self, text):
+        print(text, file=self.stream, flush=True)
+
+    def start(self, epochs, total_steps, done_steps, done_epochs=0):
+        self.epochs = epochs
+
+    def epoch(self, rec):
+        print(epoch_line(rec, self.epochs), file=self.stream, flush=True)
+
+
+class _Bar(_Silent):
+    """A rich progress bar over every step of the run: loss and accuracy of the epoch so
+    far, examples/s; each finished epoch prints its line above the bar."""
+
+    def __init__(self, stream):
+        from rich.console import Console
+
+        self.console = Console(file=stream)
+        self.progress = None
+
+    def header(self, text):
+        self.console.print(text, highlight=False)
+
+    def start(self, epochs, total_steps, done_steps, done_epochs=0):
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                   TimeElapsedColumn, TimeRemainingColumn)
+
+        self.epochs = epochs
+        self.progress = Progress(
+            TextColumn("[bold]epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("loss [cyan]{task.fields[loss]}"), TextColumn("acc [green]{task.fields[acc]}"),
+            TextColumn("{task.fields[speed]}"), TimeElapsedColumn(), TextColumn("eta"),
+            TimeRemainingColumn(), console=self.console, refresh_per_second=8)
+        self.progress.start()
+        self.task = self.progress.add_task("train", total=total_steps, completed=done_steps,
+                                           epoch=f"{done_epochs + 1}/{epochs}", loss="-",
+                                           acc="-", speed="")
+
+    def step(self, epoch, loss, acc, speed):
+        self.progress.update(self.task, advance=1, epoch=f"{epoch}/{self.epochs}",
+                             loss=f"{loss:.4f}", acc=f"{100 * acc:5.1f}%",
+                             speed=f"{speed:,.0f} ex/s")
+
+    def epoch(self, rec):
+        self.progress.console.print(epoch_line(rec, self.epochs), highlight=False)
+
+    def close(self):
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+
+
+def _reporter(progress, stream):
+    import sys
+
+    stream = stream or sys.stdout
+    if progress in (False, None, "none"):
+        return _Silent()
+    if progress == "lines":
+        return _Lines(stream)
+    if progress == "bar" or (progress is True and stream.isatty()):
+        return _Bar(stream)
+    return _Lines(stream)
+
+
+# --- Ctrl-C at step boundaries -------------------------------------------------------
+
+
+class _Interrupts:
+    """SIGINT sets a flag the loop checks between steps (so the checkpoint holds one
+    consistent step); a second Ctrl-C interrupts at once.  Only in the main thread."""
+
+    def __init__(self):
+        self.hit = False
+        self.previous = None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.getsignal(signal.SIGINT)
+
+            def handler(signum, frame):
+                if self.hit:
+                    raise KeyboardInterrupt
+                self.hit = True
+            signal.signal(signal.SIGINT, handler)
+        return self
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+
+
+# --- metrics -------------------------------------------------------------------------
+
+
+class _Metrics:
+    """``metrics.jsonl`` (appended, one JSON object a line) and ``metrics.png``."""
+
+    def __init__(self, run_dir: Optional[str]):
+        self.path = os.path.join(run_dir, "metrics.jsonl") if run_dir else None
+        self.steps: list = []     # (step / steps_per_epoch, loss) for the plot
+        self.file = None
+
+    def resume(self, step: int, epoch: int) -> list:
+        """Keep the records up to the checkpoint (a killed run may have written past
+        it); return the epoch records kept."""
+        kept, epochs = [], []
+        if self.path and os.path.exists(self.path):
+            with open(self.path, encoding="utf-8") as f:
+                for line in f:
+                    try:
+                        rec = json.loads(line)
+                    except ValueError:
+                        continue     # a line cut short by a kill
+                    kind = rec.get("type")
+                    if (kind == "step" and rec["step"] > step) or (
+                            kind == "epoch" and rec["epoch"] > epoch):
+                        continue
+                    kept.append(line if line.endswith("\n") else line + "\n")
+                    if kind == "epoch":
+                        epochs.append(rec)
+                    elif kind == "step":
+                        self.steps.append((rec["step"], rec["loss"]))
+            from .atomic import write_atomic
+            write_atomic(self.path, "".join(kept))
+        return epochs
+
+    def write(self, rec: dict) -> None:
+        if rec.get("type") == "step":
+            self.steps.append((rec["step"], rec["loss"]))
+        if not self.path:
+            return
+        if self.file is None:
+            self.file = open(self.path, "a", encoding="utf-8")
+        self.file.write(json.dumps(rec) + "\n")
+
+    def flush(self):
+        if self.file is not None:
+            self.file.flush()
+
+    def close(self):
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+
+    def plot(self, history: list, steps_per_epoch: int, title: str) -> Optional[str]:
+        if not self.path or not history:
+            return None
+        out = os.path.join(os.path.dirname(self.path), "metrics.png")
+        plot_metrics(out, self.steps, history, steps_per_epoch, title)
+        return out
+
+
+def plot_metrics(path: str, steps: list, history: list, steps_per_epoch: int,
+                 title: str) -> None:
+    """Loss (per step, and per epoch on train and test) and accuracy (per epoch) against
+    epochs, as a PNG written atomically."""
+    import matplotlib
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    from .atomic import atomic_open
+
+    fig = Figure(figsize=(10, 4), dpi=110, layout="constrained")
+    ax_loss, ax_acc = fig.subplots(1, 2)
+    ep = [r["epoch"] for r in history]
+    if steps:
+        ax_loss.plot([s / steps_per_epoch for s, _ in steps], [l for _, l in steps],
+                     color="tab:blue", alpha=0.25, lw=0.8, label="train (per step)")
+    ax_loss.plot(ep, [r["loss"] for r in history], "o-", color="tab:blue", ms=3,
+                 label="train (epoch mean)")
+    ax_loss.plot(ep, [r["test_loss"] for r in history], "s-", color="tab:orange", ms=3,
+                 label="test")
+    ax_loss.set_yscale("log")
+    ax_loss.set(xlabel="epoch", ylabel="cross-entropy loss (log scale)", title="loss")
+    ax_acc.plot(ep, [100 * r["accuracy"] for r in history], "o-", color="tab:blue", ms=3,
+                label="train")
+    ax_acc.plot(ep, [100 * r["test_accuracy"] for r in history], "s-", color="tab:orange",
+                ms=3, label="test")
+    last = history[-1]
+    ax_acc.annotate(f"{100 * last['test_accuracy']:.1f}%", (last["epoch"],
+                    100 * last["test_accuracy"]), textcoords="offset points", xytext=(-10, -16),
+                    ha="right", color="tab:orange", fontweight="bold")
+    low = min(100 * min(r["test_accuracy"] for r in history),
+              100 * min(r["accuracy"] for r in history))
+    ax_acc.set_ylim(max(0.0, low - 2), 100.5)
+    ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
+    for ax in (ax_loss, ax_acc):
+        ax.grid(True, alpha=0.3)
+        ax.legend(loc="best", fontsize=8)
+        ax.set_xlim(0, max(ep) + 0.5)
+    fig.suptitle(f"{title}: test accuracy {100 * last['test_accuracy']:.2f}% after "
+                 f"{last['epoch']} epochs")
+    with atomic_open(path, "wb") as f:
+        fig.savefig(f, format="png")
+
+
+# --- the run -------------------------------------------------------------------------
+
+
+def _hyper(args: dict, saved: Optional[dict]) -> Hyper:
+    """The run's hyperparameters: the given ones, else the checkpoint's (resuming), else
+    the defaults.  A resumed run may change ``epochs`` only."""
+    values = {}
+    for k, default in DEFAULTS.items():
+        given = args.get(k)
+        if saved is not None and k != "epochs":
+            if given is not None and given != saved[k]:
+                raise TrainError(f"{k}={given!r} differs from the checkpoint's {saved[k]!r}: "
+                                 "a resumed run keeps its settings (only --epochs may change); "
+                                 "start a new run to change it")
+            values[k] = saved[k]
+        else:
+            values[k] = given if given is not None else (
+                saved[k] if saved is not None else default)
+    if values["weight_decay"] is None:
+        values["weight_decay"] = DEFAULT_DECAY.get(values["optimizer"], 0.0)
+    h = Hyper(**values)
+    _validate(h)
+    return h
+
+
+def _validate(h: Hyper) -> None:
+    if h.optimizer not in OPTIMIZERS:
+        raise TrainError(f"optimizer={h.optimizer!r}: expected one of {', '.join(OPTIMIZERS)}")
+    if h.schedule not in SCHEDULES:
+        raise TrainError(f"schedule={h.schedule!r}: expected one of {', '.join(SCHEDULES)}")
+    if h.dtype not in DTYPES:
+        raise TrainError(f"dtype={h.dtype!r}: expected one of {', '.join(DTYPES)}")
+    for k in ("epochs", "batch"):
+        v = getattr(h, k)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise TrainError(f"{k}={v!r}: expected a positive whole number")
+    if not (isinstance(h.lr, (int, float)) and h.lr > 0 and math.isfinite(h.lr)):
+        raise TrainError(f"lr={h.lr!r}: expected a positive number, e.g. 1e-3")
+    if not (isinstance(h.weight_decay, (int, float)) and h.weight_decay >= 0):
+        raise TrainError(f"weight_decay={h.weight_decay!r}: expected a number >= 0")
+
+
+def _data_id(data: Dataset) -> dict:
+    """What a checkpoint records of its data, to refuse resuming on other data."""
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=8)
+    for a in (data.y_train, data.y_test):
+        h.update(np.ascontiguousarray(a).tobytes())
+    return {"name": data.name, "train": len(data.x_train), "test": len(data.x_test),
+            "shape": list(data.input_shape), "classes": data.classes, "labels": h.hexdigest()}
+
+
+def _source_label(source_or_path, net) -> str:
+    if net:
+        return net
+    s = os.fspath(source_or_path) if isinstance(source_or_path, os.PathLike) else source_or_path
+    if isinstance(s, str) and s.endswith(".pn") and "\n" not in s:
+        return os.path.splitext(os.path.basename(s))[0]
+    return "net"
+
+
+def default_run_dir(source_or_path, net=None, root: str = "runs") -> str:
+    """``runs/<net>-<YYYYmmdd-HHMMSS>`` (a suffix when that exists already)."""
+    base = os.path.join(root, f"{_source_label(source_or_path, net)}-"
+                              f"{time.strftime('%Y%m%d-%H%M%S')}")
+    path, i = base, 1
+    while os.path.exists(path):
+        i += 1
+        path = f"{base}-{i}"
+    return path
+
+
+def train(source_or_path, *, data="digits", epochs: Optional[int] = None,
+          batch: Optional[int] = None, lr: Optional[float] = None,
+          optimizer: Optional[str] = None, schedule: Optional[str] = None,
+          weight_decay: Optional[float] = None, seed: Optional[int] = None,
+          out: Optional[str] = None, resume=False, devices: int = 1,
+          dtype: Optional[str] = None, net: Optional[str] = None,
+          define: Optional[dict] = None, progress=False, stream=None) -> TrainResult:
+    """Train a network and return a ``TrainResult`` (model, params, state, history).
+
+    ``data``: "digits" (scikit-learn's bundled digits), a ``.npz`` path, or a
+    ``patternnet.data.Dataset``.  Hyperparameters left as None take ``DEFAULTS`` (or,
+    resuming, the checkpoint's).  ``out``: the run folder for checkpoints, metrics.jsonl
+    and metrics.png (None: nothing is written).  ``resume``: True continues the run in
+    ``out`` from its checkpoint; a path (a run folder or a checkpoint) continues that
+    run, writing into its folder.  ``progress``: False (silent, the default), True (a
+    progress bar on a terminal, else one line per epoch), "bar" or "lines"; printed to
+    ``stream`` (default stdout).
+
+    Raises ``TrainError`` subclasses (``DataError``, ``MismatchError``,
+    ``NonFiniteLoss``, ``CheckpointError``) and ``PatternNetError`` for the .pn file.
+    """
+    saved = None
+    if resume:
+        where = out if resume is True else os.fspath(resume)
+        if where is None:
+            raise TrainError("resume=True needs out= (the run folder to continue)")
+        saved = ckpt.load(where)
+        out = os.path.dirname(saved.path) or "."
+    cfg = saved.config if saved is not None else None
+    hyper = _hyper(dict(epochs=epochs, batch=batch, lr=lr, optimizer=optimizer,
+                        schedule=schedule, weight_decay=weight_decay, seed=seed, dtype=dtype),
+                   cfg["hyper"] if cfg else None)
+    if cfg is not None:
+        net = net if net is not None else cfg.get("net")
+        define = define if define is not None else cfg.get("define")
+        if data == "digits" and cfg.get("data_spec") not in (None, "digits"):
+            data = cfg["data_spec"]
+    data_spec = data if isinstance(data, str) else getattr(data, "name", "dataset")
+    dataset = data if isinstance(data, Dataset) else load_data(data)
+    if saved is not None and cfg.get("data") != _data_id(dataset):
+        raise TrainError(f"{saved.path}: was trained on other data ({cfg.get('data', {}).get('name')}); "
+                         "resume with the --data the run started with")
+    check_devices(devices, hyper.batch)
+    steps_per_epoch = len(dataset.x_train) // hyper.batch
+    if steps_per_epoch == 0:
+        raise TrainError(f"batch={hyper.batch} is larger than the {len(dataset.x_train):,} "
+                         f"training examples; use --batch {len(dataset.x_train)} or fewer")
+    if saved is not None and hyper.epochs < saved.epoch:
+        raise TrainError(f"epochs={hyper.epochs}: the checkpoint has {saved.epoch} epochs "
+                         "done already; pass a larger --epochs to train on")
+
+    import jax
+
+    model = compile_for(source_or_path, dataset.input_shape, dataset.classes, net=net,
+                        define=define, dtype=hyper.dtype)
+    check_fits(dataset, model.input_shape, model.output_shape,
+               source=os.fspath(source_or_path) if isinstance(source_or_path, (str, os.PathLike))
+               and "\n" not in os.fspath(source_or_path) and len(os.fspath(source_or_path)) < 200
+               else None)
+    total_steps = hyper.epochs * steps_per_epoch
+    sched = make_schedule(hyper.schedule, hyper.lr, total_steps)
+    opt = make_optimizer(hyper.optimizer, sched, hyper.weight_decay)
+    programs = _Programs(model, opt, sched, devices)
+
+    params, state = model.init(jax.random.key(hyper.seed))
+    opt_state = opt.init(params)
+    base = jax.random.fold_in(jax.random.key(hyper.seed), 1)   # dropout keys; init used the key
+    step, partial = 0, None
+    if saved is not None:
+        saved.check_fits(params, state)
+        params = jax.tree_util.tree_map(lambda a, t: jax.numpy.asarray(a, t.dtype),
+                                        saved.params, params)
+        state = jax.tree_util.tree_map(lambda a, t: jax.numpy.asarray(a, t.dtype),
+                                       saved.state, state)
+        opt_state = saved.opt_state(opt_state)
+        base = jax.random.wrap_key_data(jax.numpy.asarray(saved.rng))
+        step, partial = saved.step, saved.meta.get("partial")
+    params, state, opt_state = programs.put(params), programs.put(state), programs.put(opt_state)
+
+    if out is not None:
+        os.makedirs(out, exist_ok=True)
+    metrics = _Metrics(out)
+    history = metrics.resume(step, saved.epoch) if saved is not None else []
+    config = {"net": net, "define": define, "data_spec": data_spec, "data": _data_id(dataset),
+              "hyper": hyper.to_dict(), "input_shape": list(model.input_shape),
+              "classes": dataset.classes, "params": model.checked.params,
+              "source": _source_label(source_or_path, net)}
+    metrics.write({"type": "run", "step": step, "resumed": saved is not None,
+                   "devices": devices, "backend": jax.default_backend(), **config})
+
+    report = _reporter(progress, stream)
+    report.header(f"{_source_label(source_or_path, net)}: {model.checked.params:,} params | "
+                  f"{dataset.describe()} | {hyper.optimizer} lr {hyper.lr:g} {hyper.schedule}, "
+                  f"batch {hyper.batch}, {hyper.epochs} epochs | {jax.default_backend()} "
+                  f"x{devices}" + (f" | resuming at epoch {saved.epoch}, step {step}"
+                                   if saved is not None else ""))
+
+    def save():
+        if out is None:
+            return
+        ckpt.save(os.path.join(out, ckpt.NAME), params=params, state=state,
+                  opt_state=opt_state, rng=jax.random.key_data(base),
+                  meta={"epoch": step // steps_per_epoch, "step": step,
+                        "steps_per_epoch": steps_per_epoch, "config": config,
+                        "partial": partial, "time": time.time()})
+
+    x, y = dataset.x_train, dataset.y_train
+    stop = None
+    try:
+        with _Interrupts() as interrupts:
+            report.start(hyper.epochs, total_steps, step, step // steps_per_epoch)
+            while step < total_steps:
+                epoch, within = divmod(step, steps_per_epoch)
+                order = epoch_order(hyper.seed, epoch, len(x))
+                sums = partial or {"loss": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
+                t0 = time.perf_counter() - sums["seconds"]
+                for i in range(within, steps_per_epoch):
+                    if interrupts.hit:
+                        raise KeyboardInterrupt
+                    idx = order[i * hyper.batch:(i + 1) * hyper.batch]
+                    xb, yb = programs.batch(x[idx], y[idx])
+                    new = programs.step(params, state, opt_state, xb, yb, base,
+                                        np.int32(step))
+                    loss, correct, lr_now = float(new[3]), int(new[4]), float(new[5])
+                    if not math.isfinite(loss):
+                        stop = NonFiniteLoss(
+                            f"the loss became {loss} at step {step + 1} (epoch {epoch + 1}, "
+                            f"batch {i + 1} of {steps_per_epoch}); training stopped"
+                            + (f", the last good checkpoint (epoch {epoch}) is kept"
+                               if out is not None and epoch > 0 else "")
+                            + f"; try a smaller --lr (now {hyper.lr:g})", epoch + 1, step + 1)
+                        raise stop
+                    params, state, opt_state = new[:3]
+                    step += 1
+                    sums = {"loss": sums["loss"] + loss * len(idx),
+                            "correct": sums["correct"] + correct, "seen": sums["seen"] + len(idx),
+                            "seconds": time.perf_counter() - t0}
+                    partial = sums
+                    metrics.write({"type": "step", "epoch": epoch + 1, "step": step,
+                                   "loss": loss, "accuracy": correct / len(idx), "lr": lr_now})
+                    report.step(epoch + 1, sums["loss"] / sums["seen"],
+                                sums["correct"] / sums["seen"], sums["seen"] / sums["seconds"])
+                seconds = time.perf_counter() - t0
+                test_loss, test_acc = evaluate(programs, params, state, dataset.x_test,
+                                               dataset.y_test)
+                rec = {"type": "epoch", "epoch": epoch + 1, "step": step,
+                       "loss": sums["loss"] / sums["seen"],
+                       "accuracy": sums["correct"] / sums["seen"],
+                       "test_loss": test_loss, "test_accuracy": test_acc, "lr": lr_now,
+                       "examples_per_s": sums["seen"] / seconds, "train_s": seconds,
+                       "elapsed_s": time.perf_counter() - t0}
+                history.append(rec)
+                metrics.write(rec)
+                metrics.flush()
+                partial = None
+                save()                         # after the metrics: see _Metrics.resume
+                report.epoch(rec)
+    except KeyboardInterrupt:
+        report.close()
+        save()
+        raise
+    finally:
+        report.close()
+        metrics.close()
+        if out is not None:
+            metrics.plot(history, steps_per_epoch, _source_label(source_or_path, net))
+    if not history and saved is not None:   # nothing left to train: score the checkpoint
+        test_loss, test_acc = evaluate(programs, params, state, dataset.x_test, dataset.y_test)
+        history = [{"type": "epoch", "epoch": saved.epoch, "step": step, "test_loss": test_loss,
+                    "test_accuracy": test_acc}]
+    return TrainResult(model, params, state, opt_state, tuple(history), hyper, dataset,
+                       step // steps_per_epoch, step, out)
+
+
+# --- a trained network back from its checkpoint --------------------------------------
+
+
+def restore(source_or_path, checkpoint, *, net: Optional[str] = None,
+            define: Optional[dict] = None):
+    """``(model, params, state, ckpt)`` from a checkpoint (or run folder) and the .pn
+    it was trained from; ``net``/``define`` default to the run's, and a bare INPUT and a
+    bare final FC take the shape and classes the run trained with."""
+    import jax
+    import jax.numpy as jnp
+
+    saved = checkpoint if isinstance(checkpoint, ckpt.Checkpoint) else ckpt.load(checkpoint)
+    cfg = saved.config
+    net = net if net is not None else cfg.get("net")
+    define = define if define is not None else cfg.get("define")
+    model = compile_for(source_or_path, tuple(cfg["input_shape"]), cfg["classes"], net=net,
+                        define=define, dtype=cfg["hyper"]["dtype"])
+    if list(model.input_shape) != list(cfg["input_shape"]):
+        raise MismatchError(f"{saved.path}: the run trained on {'x'.join(map(str, cfg['input_shape']))}"
+                            f" inputs, this network takes {'x'.join(map(str, model.input_shape))};"
+                            " pass the .pn, --net and -D the run used")
+    shapes = jax.eval_shape(model.init, jax.random.key(0))
+    saved.check_fits(*shapes)
+    params = jax.tree_util.tree_map(lambda a, t: jnp.asarray(a, t.dtype), saved.params, shapes[0])
+    state = jax.tree_util.tree_map(lambda a, t: jnp.asarray(a, t.dtype), saved.state, shapes[1])
+    return model, params, state, saved
+
+
+def evaluate_checkpoint(model, params, state, dataset: Dataset):
+    """(mean loss, accuracy) of a restored model on ``dataset``'s test split."""
+    check_fits(dataset, model.input_shape, model.output_shape, exact=False)
+    return evaluate(_Programs(model, None, None, 1), params, state, dataset.x_test,
+                    dataset.y_test)
