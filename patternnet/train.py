@@ -142,31 +142,12 @@ def make_optimizer(name: str, schedule, weight_decay: float):
 # --- the jitted functions ------------------------------------------------------------
 
 
-def _ends_in_softmax(checked) -> bool:
-    """Whether the network's output is a SOFTMAX (then it gives probabilities)."""
-    from .check import CLayer, CRepeat, CSeq
-
-    node = checked.graph
-    while True:
-        if isinstance(node, CLayer):
-            return node.kind == "SOFTMAX"
-        if isinstance(node, CSeq) and node.items:
-            node = node.items[-1]
-        elif isinstance(node, CRepeat) and node.copies:
-            node = node.copies[-1]
-        else:
-            return False
-
-
-def _log_probs(model):
-    """outputs -> log-probabilities, in float32 (also for a bfloat16 model)."""
+def _log_probs(y):
+    """logits -> log-probabilities, in float32 (also for a bfloat16 model)."""
     import jax
     import jax.numpy as jnp
 
-    if _ends_in_softmax(model.checked):
-        # the outputs are probabilities already; the floor keeps log finite
-        return lambda y: jnp.log(jnp.maximum(y.astype(jnp.float32), 1e-30))
-    return lambda y: jax.nn.log_softmax(y.astype(jnp.float32), axis=-1)
+    return jax.nn.log_softmax(y.astype(jnp.float32), axis=-1)
 
 
 def _xent(logp, labels):
@@ -183,11 +164,10 @@ class _Programs:
         import jax.numpy as jnp
         import optax
 
-        log_probs = _log_probs(model)
-
         def objective(params, state, x, y, rng):
-            out, new_state = model.apply(params, state, x, train=True, rng=rng)
-            logp = log_probs(out)
+            # a final SOFTMAX is skipped: the loss takes the logits before it
+            out, new_state = model.logits(params, state, x, train=True, rng=rng)
+            logp = _log_probs(out)
             correct = jnp.sum(jnp.argmax(logp, -1) == y)
             return jnp.mean(_xent(logp, y)), (new_state, correct)
 
@@ -201,7 +181,7 @@ class _Programs:
                     schedule(i))
 
         def evaluate(params, state, x, y, mask):
-            logp = log_probs(model.apply(params, state, x, train=False)[0])
+            logp = _log_probs(model.logits(params, state, x, train=False)[0])
             hit = (jnp.argmax(logp, -1) == y) & mask
             return jnp.sum(jnp.where(mask, _xent(logp, y), 0.0)), jnp.sum(hit)
 
@@ -271,17 +251,15 @@ def evaluate(programs: _Programs, params, state, x, y, batch: int = EVAL_BATCH):
 
 
 def predict(model, params, state, x, batch: int = EVAL_BATCH):
-    """``(outputs, probabilities)`` of the network on ``x`` (NumPy), batch by batch."""
+    """``(logits, probabilities)`` of the network on ``x`` (NumPy), batch by batch; for a
+    network ending in SOFTMAX the logits are that SOFTMAX's input."""
     import jax
-    import jax.numpy as jnp
 
-    softmax_out = _ends_in_softmax(model.checked)
-    outs = [np.asarray(model.forward(params, state, x[lo:lo + batch]), np.float32)
+    logits_fn = jax.jit(lambda p, s, x: model.logits(p, s, x)[0])
+    outs = [np.asarray(logits_fn(params, state, x[lo:lo + batch]), np.float32)
             for lo in range(0, len(x), batch)]
-    y = np.concatenate(outs)
-    probs = y if softmax_out else np.asarray(jax.nn.softmax(jnp.asarray(y), axis=-1))
-    logits = np.log(np.maximum(y, 1e-30)) if softmax_out else y
-    return logits, probs
+    logits = np.concatenate(outs)
+    return logits, np.asarray(jax.nn.softmax(logits, axis=-1))
 
 
 # --- data order ----------------------------------------------------------------------

@@ -612,3 +612,18 @@ def test_the_backend_doc_example_runs(monkeypatch):
     monkeypatch.chdir(ROOT)
     monkeypatch.setattr("builtins.print", lambda *a, **k: None)
     exec(compile(code, "docs/backend.md", "exec"), {})
+
+
+def test_logits_stop_before_a_final_softmax():
+    model = patternnet.compile("INPUT(6) -> FC(5) -> SOFTMAX")
+    params, state = model.init(0)
+    x = jax.random.normal(jax.random.key(1), (3, 6))
+    logits, new_state = model.logits(params, state, x)
+    assert new_state == {}
+    np.testing.assert_allclose(jax.nn.softmax(logits), model.forward(params, state, x),
+                               rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(logits, x @ params["fc1"]["w"] + params["fc1"]["b"], rtol=1e-5,
+                               atol=1e-6)
+    plain = patternnet.compile("INPUT(6) -> FC(5)")
+    np.testing.assert_array_equal(plain.logits(params, state, x)[0],
+                                  plain.apply(params, state, x)[0])

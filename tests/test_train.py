@@ -257,3 +257,16 @@ def test_digits_demo(tmp_path):
     acc = float(r.stdout.split("test accuracy ")[1].split("%")[0])
     assert acc >= 97.0, r.stdout
     print(f"digits demo: {acc:.2f}% in {took:.1f}s")
+
+
+def test_a_network_ending_in_softmax_trains_on_its_logits():
+    run = train("INPUT -> FC(16) -> RELU -> FC -> SOFTMAX", epochs=2, lr=1e-2)
+    assert run.history[-1]["loss"] < run.history[0]["loss"]
+    assert run.test_accuracy > 0.6
+    from patternnet.train import predict
+
+    x = np.zeros((2, 8, 8, 1), np.float32)
+    logits, probs = predict(run.model, run.params, run.state, x)
+    np.testing.assert_allclose(probs, run.model.forward(run.params, run.state, x), rtol=1e-5,
+                               atol=1e-6)
+    assert not np.allclose(logits, np.log(probs))  # logits, not log-probabilities

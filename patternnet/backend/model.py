@@ -718,6 +718,12 @@ class Model:
         ``train=False`` the state comes back unchanged."""
         return self._run(params, state, x, train, rng)
 
+    def logits(self, params, state, x, train: bool = False, rng=None):
+        """``(logits, new_state)``: as ``apply``, but a network that ends in SOFTMAX
+        stops before it (its input, the logits, is what a classification loss wants;
+        the log of the probabilities loses precision).  Pure, not jitted."""
+        return self._run(params, state, x, train, rng, skip=self._final_softmax)
+
     def intermediates(self, params, state, x, train: bool = False, rng=None) -> dict:
         """Every layer's output, keyed by its path ("input", "conv1", "stage2.skip1", ...)."""
         outs: dict = {}
