@@ -420,3 +420,14 @@ def test_cli_explicit_does_not_import_jax_or_numpy(tmp_path):
     r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
                        text=True, timeout=120)
     assert r.stdout.splitlines()[-1] == "RESULT 1 False False", r.stdout + r.stderr
+
+
+def test_the_reference_example():
+    """docs/language.md §15.1 shows a file and what `fmt --explicit` makes of it."""
+    from doc_snippets import DOC, fenced_blocks
+
+    text = DOC.read_text(encoding="utf-8")
+    start = text.index("### 15.1 ")
+    section = text[start:text.index("\n## ", start)]
+    before, after = [b.text for b in fenced_blocks(section) if b.kind == "pn"][:2]
+    assert explicit(before) == after
