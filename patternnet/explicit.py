@@ -136,6 +136,8 @@ def fill_layer(node: A.Layer, values: dict[str, Any], short: bool = False) -> A.
     their spelling, and their place among the keywords is the table's.  Added `stride`
     and `pad` are spelled as the layer spells the other (`s=2` goes with `p=same`), else
     `s=`/`p=` when ``short``."""
+    if not values:  # never instantiated: its arguments may not even resolve
+        return node
     spec = LAYERS[node.name]
     args = node.args or ()
     positional = [a for a in args if a.name is None]

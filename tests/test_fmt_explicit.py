@@ -188,6 +188,9 @@ def test_aliases_of_layer_names_are_kept():
 def test_layers_no_network_reaches_are_left_alone():
     new = explicit("spare = CONV -> POOL\nINPUT -> [CONV -> BN]*0 -> FC")
     assert "spare = CONV -> POOL\n" in new and "[CONV -> BN]*0" in new
+    # not even checked: the arguments of an unused block need not be valid
+    new = explicit("spare = POOL(size=5, s=0)\nINPUT -> FC")
+    assert new.startswith("spare = POOL(size=5, s=0)\n")
 
 
 def test_an_explicit_file_is_unchanged():
@@ -297,6 +300,17 @@ def test_generated_programs_many(text):
 @settings(max_examples=40, derandomize=True, **PROPERTY)
 @given(S.programs())
 def test_any_parsed_program_is_explicit_or_refused(text):
+    refused_or_promised(text)
+
+
+@pytest.mark.slow
+@settings(max_examples=3000, **PROPERTY)
+@given(S.programs())
+def test_any_parsed_program_is_explicit_or_refused_many(text):
+    refused_or_promised(text)
+
+
+def refused_or_promised(text: str) -> None:
     """On arbitrary programs (most do not resolve): a clean refusal, or the promises."""
     try:
         explicit(text)
