@@ -311,21 +311,31 @@ def _member_dict(m) -> dict:
 
 
 def cmd_fmt(args) -> int:
+    """Format each file (``--explicit``: with every agreed default written in, see
+    patternnet/explicit.py); ``--check`` and ``--diff`` change nothing and exit 1 when a
+    file would change.  A file that does not parse (or, with ``--explicit``, check) gets
+    its diagnostics and is left alone."""
     from .atomic import write_atomic
     from .diagnostics import PatternNetError, SourceError
-    from .formatter import format_program
+    from .formatter import format_program, unified_diff
     from .parse import parse_source
     from .source import read
 
     color = _use_color(sys.stdout)
     worst, changed = EXIT_OK, []
+    dry = args.check or args.diff
     for path in args.files:
         try:
             source = read(path)
         except SourceError as e:
             raise _Usage(e.diagnostics[0].message) from None
         try:
-            new = format_program(parse_source(source))
+            program = parse_source(source)
+            if args.explicit:
+                from .explicit import make_explicit
+
+                program = make_explicit(program)
+            new = format_program(program)
         except PatternNetError as e:
             print(e.render(color=color))
             worst = max(worst, EXIT_PROBLEMS)
@@ -333,14 +343,17 @@ def cmd_fmt(args) -> int:
         if new == source.text:
             continue
         changed.append(path)
-        if not args.check:
+        if args.diff:
+            sys.stdout.write(unified_diff(path, source.text, new))
+        if not dry:
             try:
                 write_atomic(path, new)
             except OSError as e:
                 raise _Usage(f"{path}: cannot write: {e.strerror or e}") from None
-    if args.check:
-        for path in changed:
-            print(f"would reformat {path}")
+    if dry:
+        if args.check:
+            for path in changed:
+                print(f"would reformat {path}")
         if changed:
             return max(worst, EXIT_PROBLEMS)
     elif changed and not args.quiet:
@@ -483,6 +496,11 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("files", nargs="+", metavar="FILE")
     f.add_argument("--check", action="store_true",
                    help="change nothing; exit 1 listing the files that would change")
+    f.add_argument("--diff", action="store_true",
+                   help="change nothing; print a unified diff of each change, exit 1 if any")
+    f.add_argument("--explicit", action="store_true",
+                   help="also write out every default argument (where every instantiation "
+                        "of the layer agrees); the file must check")
     f.add_argument("-q", "--quiet", action="store_true", help="print nothing when clean")
     f.set_defaults(func=cmd_fmt)
 

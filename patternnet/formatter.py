@@ -242,3 +242,24 @@ def _value(node) -> str:
     if isinstance(node, A.Tuple):
         return "(" + ", ".join(_flat(i) for i in node.items) + ")"
     raise TypeError(f"cannot format {type(node).__name__}")
+
+
+# --- diffs ---------------------------------------------------------------------------
+
+
+def unified_diff(path: str, old: str, new: str) -> str:
+    """What ``fmt`` would change in ``path``, as ``git diff`` shows it (``--- a/PATH``,
+    ``+++ b/PATH``), so that ``patch -p1`` applies it; ``""`` when nothing changes."""
+    import difflib
+
+    lines = difflib.unified_diff(_lines(old), _lines(new), f"a/{path}", f"b/{path}")
+    return "".join(lines)
+
+
+def _lines(text: str) -> list[str]:
+    """``text`` in lines that each end in a newline; a last line without one is marked
+    as diff and patch mark it, so the diff stays line-based."""
+    lines = text.splitlines(keepends=True)
+    if lines and not lines[-1].endswith("\n"):
+        lines[-1] += "\n\\ No newline at end of file\n"
+    return lines
