@@ -324,11 +324,15 @@ def cmd_fmt(args) -> int:
     color = _use_color(sys.stdout)
     worst, changed = EXIT_OK, []
     dry = args.check or args.diff
-    for path in args.files:
+    for path, why in expand_paths(args.files):
         try:
+            if why:
+                raise _Usage(why)
             source = read(path)
-        except SourceError as e:
-            raise _Usage(e.diagnostics[0].message) from None
+        except (SourceError, _Usage) as e:  # one line, and the other files still done
+            print(f"patternnet: error: {why or e.diagnostics[0].message}", file=sys.stderr)
+            worst = EXIT_USAGE
+            continue
         try:
             program = parse_source(source)
             if args.explicit:
@@ -493,7 +497,8 @@ def build_parser() -> argparse.ArgumentParser:
     x.set_defaults(func=cmd_expand)
 
     f = sub.add_parser("fmt", help="format .pn files in place (canonical layout)")
-    f.add_argument("files", nargs="+", metavar="FILE")
+    f.add_argument("files", nargs="+", metavar="PATH",
+                   help="files, directories (searched for *.pn) or globs")
     f.add_argument("--check", action="store_true",
                    help="change nothing; exit 1 listing the files that would change")
     f.add_argument("--diff", action="store_true",

@@ -256,3 +256,16 @@ def test_compile_errors(tree):
     assert not (tree / "no").exists()
     r = pn("compile", "missing.pn", cwd=tree)
     assert (r.returncode, r.stderr) == (2, "patternnet: error: missing.pn: no such file\n")
+
+
+def test_fmt_takes_directories_and_keeps_going_past_a_bad_path(tree):
+    nets = tree / "nets"
+    nets.mkdir()
+    (nets / "a.pn").write_text("INPUT(8x8x1)->FC(10)\n")
+    (nets / "b.pn").write_text("INPUT(8x8x1) -> FC(10)\n")
+    r = pn("fmt", "missing.pn", "nets", "--check", cwd=tree)
+    assert r.returncode == 2
+    assert r.stderr == "patternnet: error: missing.pn: no such file\n"
+    assert r.stdout == f"would reformat {os.path.join('nets', 'a.pn')}\n"
+    r = pn("fmt", "nets", cwd=tree)
+    assert r.returncode == 0 and (nets / "a.pn").read_text() == "INPUT(8x8x1) -> FC(10)\n"
