@@ -204,19 +204,30 @@ def cmd_compile(args) -> int:
     summary (or the jaxpr / StableHLO); write the exported model atomically."""
     import time
 
-    checked, _ = _load_checked(args)
-    if isinstance(checked, int):
-        return checked
     t0 = time.perf_counter()
-    import jax
+    if args.ckpt:  # the trained network: the run's shapes, classes and dtype
+        from .train_cli import _guarded, _restored
 
-    if args.dtype == "float64":
-        jax.config.update("jax_enable_x64", True)
-    from .backend import Model
+        restored = _guarded(_restored, args)
+        if isinstance(restored, int):
+            return restored
+        model, params, state, _ = restored
+        checked = model.checked
+        import jax
+    else:
+        checked, _ = _load_checked(args)
+        if isinstance(checked, int):
+            return checked
+        t0 = time.perf_counter()
+        import jax
 
-    model = Model(checked, dtype=args.dtype, scan={"auto": "auto", "on": True, "off": False}[args.scan],
-                  layout=args.layout)
-    params, state = model.init(args.seed)
+        if args.dtype == "float64":
+            jax.config.update("jax_enable_x64", True)
+        from .backend import Model
+
+        model = Model(checked, dtype=args.dtype, layout=args.layout,
+                      scan={"auto": "auto", "on": True, "off": False}[args.scan])
+        params, state = model.init(args.seed)
     jax.block_until_ready((params, state))
     t1 = time.perf_counter()
     batch = args.batch or 1
@@ -234,7 +245,10 @@ def cmd_compile(args) -> int:
     else:
         print(model.stablehlo(params, state, args.batch))
     backend = jax.default_backend()
-    print(f"compiled {checked.label}: forward at batch {batch}, {args.dtype}, on {backend}, "
+    import numpy as np
+
+    dtype = np.dtype(model.dtype).name
+    print(f"compiled {checked.label}: forward at batch {batch}, {dtype}, on {backend}, "
           f"in {t2 - t1:.2f} s (init {t1 - t0:.2f} s, JAX start-up included)", file=status)
     if args.output:
         try:
@@ -480,6 +494,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "timed compile uses 1)")
     k.add_argument("--dtype", choices=("float32", "bfloat16", "float64"), default="float32")
     k.add_argument("--seed", type=int, default=0, help="the init key (default 0)")
+    k.add_argument("--ckpt", metavar="PATH",
+                   help="use a training checkpoint's parameters (a run folder or its "
+                        "checkpoint.npz; the run's shapes, classes and dtype)")
     k.add_argument("--scan", choices=("auto", "on", "off"), default="auto",
                    help="run uniform repeat copies as one lax.scan (docs/backend.md)")
     k.add_argument("--layout", choices=("per_copy", "stacked"), default="per_copy",

@@ -269,3 +269,24 @@ def test_fmt_takes_directories_and_keeps_going_past_a_bad_path(tree):
     assert r.stdout == f"would reformat {os.path.join('nets', 'a.pn')}\n"
     r = pn("fmt", "nets", cwd=tree)
     assert r.returncode == 0 and (nets / "a.pn").read_text() == "INPUT(8x8x1) -> FC(10)\n"
+
+
+def test_compile_exports_a_checkpoints_parameters(tmp_path):
+    pytest.importorskip("jax")
+    import numpy as np
+
+    import patternnet
+    from patternnet.data import load
+
+    net = tmp_path / "tiny.pn"
+    net.write_text("INPUT -> FC(16) -> RELU -> FC\n")
+    run = patternnet.train(str(net), epochs=1, out=str(tmp_path / "run"))
+    r = pn("compile", "tiny.pn", "--ckpt", "run", "-o", "tiny.pnx", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    x = load("digits").x_test[:5]
+    loaded = patternnet.load(tmp_path / "tiny.pnx")
+    np.testing.assert_allclose(np.asarray(loaded(x)),
+                               np.asarray(run.model.forward(run.params, run.state, x)),
+                               rtol=1e-5, atol=1e-5)
+    r = pn("compile", "tiny.pn", "--ckpt", "nowhere", cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr.startswith("patternnet: error: nowhere: no such checkpoint")
