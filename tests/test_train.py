@@ -270,3 +270,39 @@ def test_a_network_ending_in_softmax_trains_on_its_logits():
     np.testing.assert_allclose(probs, run.model.forward(run.params, run.state, x), rtol=1e-5,
                                atol=1e-6)
     assert not np.allclose(logits, np.log(probs))  # logits, not log-probabilities
+
+
+def test_resume_after_ctrl_c_mid_epoch_is_bit_identical(tmp_path, monkeypatch):
+    """Ctrl-C between two steps of an epoch: the checkpoint holds that step, and the
+    resumed run ends where the uninterrupted one does."""
+    train_mod = sys.modules["patternnet.train"]   # patternnet.train is the function
+
+    class CtrlCAtStep13(train_mod._Interrupts):   # the loop asks once before each step
+        def __init__(self):
+            super().__init__()
+            self.asked = 0
+
+        @property
+        def hit(self):
+            self.asked += 1
+            return self.asked > 13
+
+        @hit.setter
+        def hit(self, value):
+            pass
+
+    kw = dict(lr=3e-3, schedule="cosine", batch=128)   # 10 steps an epoch
+    straight = train(TINY, epochs=2, out=str(tmp_path / "a"), **kw)
+    monkeypatch.setattr(train_mod, "_Interrupts", CtrlCAtStep13)
+    with pytest.raises(KeyboardInterrupt):
+        train(TINY, epochs=2, out=str(tmp_path / "b"), **kw)
+    monkeypatch.undo()
+    saved = ckpt.load(tmp_path / "b")
+    assert (saved.epoch, saved.step) == (1, 13)
+    resumed = train(TINY, epochs=2, resume=str(tmp_path / "b"))
+    assert resumed.step == straight.step == 20
+    assert leaves_equal(resumed.params, straight.params)
+    assert leaves_equal(resumed.state, straight.state)
+    assert leaves_equal(resumed.opt_state, straight.opt_state)
+    assert resumed.history[-1]["loss"] == pytest.approx(straight.history[-1]["loss"], rel=1e-6)
+    assert resumed.history[-1]["test_loss"] == straight.history[-1]["test_loss"]
