@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Iterable, Optional, Sequence
 
-from .record import field, record
+from .record import record
 from .ast import Span
 
 

@@ -715,8 +715,8 @@ def draw_svg(checked: CheckedNet, *, expand: bool = False, source: Optional[str]
         '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" '
         'markerHeight="7" orient="auto-start-reverse"><path d="M0,1 L9,5 L0,9 z" '
         f'fill="{EDGE}"/></marker></defs>',
-        f'<rect width="100%" height="100%" fill="#ffffff"/>',
-        f'<g class="heading">',
+        '<rect width="100%" height="100%" fill="#ffffff"/>',
+        '<g class="heading">',
     ]
     hc = _Canvas()
     hc.text(MARGIN, MARGIN + 14, head, F_HEAD, weight="bold")

@@ -13,7 +13,6 @@ standalone parser generated from it, see lark_runtime.py).  Three things are our
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 from typing import Optional
@@ -27,7 +26,7 @@ from .source import Source
 # --- grammar -------------------------------------------------------------------------
 
 
-from .lark_runtime import grammar_path, runtime
+from .lark_runtime import runtime
 
 Token = str  # Lark's tokens are str subclasses; the class itself comes from the runtime
 

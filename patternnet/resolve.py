@@ -19,7 +19,7 @@ from .record import field, record
 from . import ast as A
 from . import limits
 from .diagnostics import Diagnostic, Frame, ResolveError, did_you_mean
-from .layers import CONTEXT, LAYERS, REQUIRED, LayerSpec
+from .layers import LAYERS, LayerSpec
 from .parse import as_layer
 
 # --- the resolved network ------------------------------------------------------------
@@ -878,7 +878,7 @@ def _check_defines(r: _Resolver, define: dict, sources) -> None:
         known = list(d.consts) + list(d.ranges)
         raise ResolveError([Diagnostic(
             "E210", f"-D {name}: the file has no constant or range `{name}`",
-            help=did_you_mean(name, known) or (f"its constants and ranges are: "
+            help=did_you_mean(name, known) or ("its constants and ranges are: "
                                                + ", ".join(known) if known else
                                                "the file defines no constants or ranges"))],
             sources)

@@ -24,7 +24,6 @@ The loop (docs/training.md):
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import signal
@@ -37,6 +36,8 @@ import numpy as np
 from . import checkpoint as ckpt
 from .data import Dataset, MismatchError, TrainError, check_fits
 from .data import load as load_data
+from .metrics import Metrics
+from .progress import reporter
 from .record import record
 
 OPTIMIZERS = ("sgd", "momentum", "adam", "adamw")
@@ -284,95 +285,6 @@ def compile_for(source_or_path, data_shape: tuple, classes: int, *, net=None, de
     return model
 
 
-# --- progress ------------------------------------------------------------------------
-
-
-class _Silent:
-    def start(self, *a): pass
-    def header(self, text): pass
-    def step(self, *a): pass
-    def epoch(self, rec): pass
-    def close(self): pass
-
-
-def epoch_line(rec: dict, epochs: int) -> str:
-    return (f"epoch {rec['epoch']:>{len(str(epochs))}}/{epochs}  loss {rec['loss']:.4f}  "
-            f"acc {100 * rec['accuracy']:5.1f}%  test loss {rec['test_loss']:.4f}  "
-            f"test acc {100 * rec['test_accuracy']:5.1f}%  {rec['examples_per_s']:,.0f} ex/s  "
-            f"{rec['elapsed_s']:.1f}s")
-
-
-class _Lines(_Silent):
-    """One line per epoch (stdout not a terminal, e.g. a log file or CI)."""
-
-    def __init__(self, stream):
-        self.stream = stream
-
-    def header(self, text):
-        print(text, file=self.stream, flush=True)
-
-    def start(self, epochs, total_steps, done_steps, done_epochs=0):
-        self.epochs = epochs
-
-    def epoch(self, rec):
-        print(epoch_line(rec, self.epochs), file=self.stream, flush=True)
-
-
-class _Bar(_Silent):
-    """A rich progress bar over every step of the run: loss and accuracy of the epoch so
-    far, examples/s; each finished epoch prints its line above the bar."""
-
-    def __init__(self, stream):
-        from rich.console import Console
-
-        self.console = Console(file=stream)
-        self.progress = None
-
-    def header(self, text):
-        self.console.print(text, highlight=False)
-
-    def start(self, epochs, total_steps, done_steps, done_epochs=0):
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                   TimeElapsedColumn, TimeRemainingColumn)
-
-        self.epochs = epochs
-        self.progress = Progress(
-            TextColumn("[bold]epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("loss [cyan]{task.fields[loss]}"), TextColumn("acc [green]{task.fields[acc]}"),
-            TextColumn("{task.fields[speed]}"), TimeElapsedColumn(), TextColumn("eta"),
-            TimeRemainingColumn(), console=self.console, refresh_per_second=8)
-        self.progress.start()
-        self.task = self.progress.add_task("train", total=total_steps, completed=done_steps,
-                                           epoch=f"{done_epochs + 1}/{epochs}", loss="-",
-                                           acc="-", speed="")
-
-    def step(self, epoch, loss, acc, speed):
-        self.progress.update(self.task, advance=1, epoch=f"{epoch}/{self.epochs}",
-                             loss=f"{loss:.4f}", acc=f"{100 * acc:5.1f}%",
-                             speed=f"{speed:,.0f} ex/s")
-
-    def epoch(self, rec):
-        self.progress.console.print(epoch_line(rec, self.epochs), highlight=False)
-
-    def close(self):
-        if self.progress is not None:
-            self.progress.stop()
-            self.progress = None
-
-
-def _reporter(progress, stream):
-    import sys
-
-    stream = stream or sys.stdout
-    if progress in (False, None, "none"):
-        return _Silent()
-    if progress == "lines":
-        return _Lines(stream)
-    if progress == "bar" or (progress is True and stream.isatty()):
-        return _Bar(stream)
-    return _Lines(stream)
-
-
 # --- Ctrl-C at step boundaries -------------------------------------------------------
 
 
@@ -398,111 +310,6 @@ class _Interrupts:
     def __exit__(self, *exc):
         if self.previous is not None:
             signal.signal(signal.SIGINT, self.previous)
-
-
-# --- metrics -------------------------------------------------------------------------
-
-
-class _Metrics:
-    """``metrics.jsonl`` (appended, one JSON object a line) and ``metrics.png``."""
-
-    def __init__(self, run_dir: Optional[str]):
-        self.path = os.path.join(run_dir, "metrics.jsonl") if run_dir else None
-        self.steps: list = []     # (step / steps_per_epoch, loss) for the plot
-        self.file = None
-
-    def resume(self, step: int, epoch: int) -> list:
-        """Keep the records up to the checkpoint (a killed run may have written past
-        it); return the epoch records kept."""
-        kept, epochs = [], []
-        if self.path and os.path.exists(self.path):
-            with open(self.path, encoding="utf-8") as f:
-                for line in f:
-                    try:
-                        rec = json.loads(line)
-                    except ValueError:
-                        continue     # a line cut short by a kill
-                    kind = rec.get("type")
-                    if (kind == "step" and rec["step"] > step) or (
-                            kind == "epoch" and rec["epoch"] > epoch):
-                        continue
-                    kept.append(line if line.endswith("\n") else line + "\n")
-                    if kind == "epoch":
-                        epochs.append(rec)
-                    elif kind == "step":
-                        self.steps.append((rec["step"], rec["loss"]))
-            from .atomic import write_atomic
-            write_atomic(self.path, "".join(kept))
-        return epochs
-
-    def write(self, rec: dict) -> None:
-        if rec.get("type") == "step":
-            self.steps.append((rec["step"], rec["loss"]))
-        if not self.path:
-            return
-        if self.file is None:
-            self.file = open(self.path, "a", encoding="utf-8")
-        self.file.write(json.dumps(rec) + "\n")
-
-    def flush(self):
-        if self.file is not None:
-            self.file.flush()
-
-    def close(self):
-        if self.file is not None:
-            self.file.close()
-            self.file = None
-
-    def plot(self, history: list, steps_per_epoch: int, title: str) -> Optional[str]:
-        if not self.path or not history:
-            return None
-        out = os.path.join(os.path.dirname(self.path), "metrics.png")
-        plot_metrics(out, self.steps, history, steps_per_epoch, title)
-        return out
-
-
-def plot_metrics(path: str, steps: list, history: list, steps_per_epoch: int,
-                 title: str) -> None:
-    """Loss (per step, and per epoch on train and test) and accuracy (per epoch) against
-    epochs, as a PNG written atomically."""
-    import matplotlib
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-
-    from .atomic import atomic_open
-
-    fig = Figure(figsize=(10, 4), dpi=110, layout="constrained")
-    ax_loss, ax_acc = fig.subplots(1, 2)
-    ep = [r["epoch"] for r in history]
-    if steps:
-        ax_loss.plot([s / steps_per_epoch for s, _ in steps], [l for _, l in steps],
-                     color="tab:blue", alpha=0.25, lw=0.8, label="train (per step)")
-    ax_loss.plot(ep, [r["loss"] for r in history], "o-", color="tab:blue", ms=3,
-                 label="train (epoch mean)")
-    ax_loss.plot(ep, [r["test_loss"] for r in history], "s-", color="tab:orange", ms=3,
-                 label="test")
-    ax_loss.set_yscale("log")
-    ax_loss.set(xlabel="epoch", ylabel="cross-entropy loss (log scale)", title="loss")
-    ax_acc.plot(ep, [100 * r["accuracy"] for r in history], "o-", color="tab:blue", ms=3,
-                label="train")
-    ax_acc.plot(ep, [100 * r["test_accuracy"] for r in history], "s-", color="tab:orange",
-                ms=3, label="test")
-    last = history[-1]
-    ax_acc.annotate(f"{100 * last['test_accuracy']:.1f}%", (last["epoch"],
-                    100 * last["test_accuracy"]), textcoords="offset points", xytext=(-10, -16),
-                    ha="right", color="tab:orange", fontweight="bold")
-    low = min(100 * min(r["test_accuracy"] for r in history),
-              100 * min(r["accuracy"] for r in history))
-    ax_acc.set_ylim(max(0.0, low - 2), 100.5)
-    ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
-    for ax in (ax_loss, ax_acc):
-        ax.grid(True, alpha=0.3)
-        ax.legend(loc="best", fontsize=8)
-        ax.set_xlim(0, max(ep) + 0.5)
-    fig.suptitle(f"{title}: test accuracy {100 * last['test_accuracy']:.2f}% after "
-                 f"{last['epoch']} epochs")
-    with atomic_open(path, "wb") as f:
-        fig.savefig(f, format="png")
 
 
 # --- the run -------------------------------------------------------------------------
@@ -659,7 +466,7 @@ def train(source_or_path, *, data="digits", epochs: Optional[int] = None,
 
     if out is not None:
         os.makedirs(out, exist_ok=True)
-    metrics = _Metrics(out)
+    metrics = Metrics(out)
     history = metrics.resume(step, saved.epoch) if saved is not None else []
     config = {"net": net, "define": define, "data_spec": data_spec, "data": _data_id(dataset),
               "hyper": hyper.to_dict(), "input_shape": list(model.input_shape),
@@ -668,7 +475,7 @@ def train(source_or_path, *, data="digits", epochs: Optional[int] = None,
     metrics.write({"type": "run", "step": step, "resumed": saved is not None,
                    "devices": devices, "backend": jax.default_backend(), **config})
 
-    report = _reporter(progress, stream)
+    report = reporter(progress, stream)
     report.header(f"{_source_label(source_or_path, net)}: {model.checked.params:,} params | "
                   f"{dataset.describe()} | {hyper.optimizer} lr {hyper.lr:g} {hyper.schedule}, "
                   f"batch {hyper.batch}, {hyper.epochs} epochs | {jax.default_backend()} "
@@ -733,7 +540,7 @@ def train(source_or_path, *, data="digits", epochs: Optional[int] = None,
                 metrics.write(rec)
                 metrics.flush()
                 partial = None
-                save()                         # after the metrics: see _Metrics.resume
+                save()                         # after the metrics: see Metrics.resume
                 report.epoch(rec)
     except KeyboardInterrupt:
         report.close()

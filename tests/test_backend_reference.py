@@ -996,7 +996,6 @@ def test_cross_entropy_after_softmax_scores_the_logits():
 # --- compile options and keys -----------------------------------------------------------
 
 def test_compile_options_input_shape_classes_define():
-    import jax
     model, params, state, rng = build("n in 1..3\nINPUT -> [CONV(2) -> RELU]*n -> FC",
                                       define={"n": 2}, input_shape="4x5x3", classes=3)
     assert shapes(params) == {"conv1": {"w": (3, 3, 3, 2), "b": (2,)},

@@ -5,8 +5,6 @@ In-process through ``cli.main`` (cheap); the data errors come before jax is need
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import ast as pyast
 import re
-from pathlib import Path
 
 import pytest
 

@@ -17,7 +17,6 @@ import jax
 import numpy as np
 import pytest
 
-import patternnet
 from patternnet import checkpoint as ckpt
 from patternnet import cli, train_cli
 from patternnet.data import TrainError
