@@ -7,6 +7,10 @@ import os
 from contextlib import contextmanager
 from typing import IO, Iterator
 
+#: temporary files being written now: the command line's Ctrl-C handler removes them
+#: before it exits (cli.main), since it exits without unwinding
+PENDING: set = set()
+
 
 @contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
@@ -22,6 +26,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix="-" + os.path.basename(path),
                                dir=directory)
+    PENDING.add(tmp)
     try:
         text = "b" not in mode
         with os.fdopen(fd, mode, **({"encoding": "utf-8", "newline": ""} if text else {})) as f:
@@ -40,11 +45,17 @@ def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
             pass
         os.replace(tmp, path)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        discard(tmp)
         raise
+    finally:
+        PENDING.discard(tmp)
+
+
+def discard(tmp: str) -> None:
+    try:
+        os.unlink(tmp)
+    except OSError:
+        pass
 
 
 def write_atomic(path: str | os.PathLike, data: str | bytes) -> None:

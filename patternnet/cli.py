@@ -545,12 +545,50 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _quit_on_ctrl_c():
+    """Ctrl-C ends the command at once with 130 and no traceback.  A KeyboardInterrupt
+    raised wherever Python happens to be can crash an extension module's import (jax's,
+    seen as a segfault) or be swallowed and re-raised as another error by a library; a
+    handler that exits cannot.  Files being written atomically are removed first (their
+    targets are untouched).  ``train`` installs its own handler for its loop, which
+    stops at a step boundary and checkpoints (patternnet/train.py)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum, frame):
+        from .atomic import PENDING, discard
+
+        for tmp in list(PENDING):
+            discard(tmp)
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:
+                pass
+        os._exit(EXIT_INTERRUPTED)
+    return signal.signal(signal.SIGINT, handler)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     # A short-lived process that builds many small acyclic objects: the cyclic GC only
     # costs time here (it more than doubles a ResNet-152 check), so it stays off.
     import gc
 
     gc.disable()
+    previous = _quit_on_ctrl_c()
+    try:
+        return _run(argv)
+    finally:
+        if previous is not None:  # a caller in the same process gets its own back
+            import signal
+
+            signal.signal(signal.SIGINT, previous)
+
+
+def _run(argv: Optional[Sequence[str]]) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
