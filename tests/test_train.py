@@ -215,8 +215,8 @@ def test_cli_interrupt_checkpoints_and_exits_130(tmp_path, tiny_pn):
     """Ctrl-C (SIGINT) stops at a step boundary, checkpoints, exits 130 with one line."""
     hook = tmp_path / "hook"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "patternnet", "train", str(tiny_pn), "--epochs", "50",
-         "--out", str(tmp_path / "run")], cwd=tmp_path, stdout=subprocess.PIPE,
+        [sys.executable, "-m", "patternnet", "train", str(tiny_pn), "--net", "tiny",
+         "--epochs", "50", "--out", str(tmp_path / "run")], cwd=tmp_path, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True,
         env=_env(PATTERNNET_TEST_CKPT_HOOK=str(hook), PATTERNNET_TEST_CKPT_PAUSE="0"))
     deadline = time.monotonic() + 120
