@@ -406,157 +406,212 @@ def train(source_or_path, *, data="digits", epochs: Optional[int] = None,
     Raises ``TrainError`` subclasses (``DataError``, ``MismatchError``,
     ``NonFiniteLoss``, ``CheckpointError``) and ``PatternNetError`` for the .pn file.
     """
-    saved = None
-    if resume:
-        where = out if resume is True else os.fspath(resume)
-        if where is None:
-            raise TrainError("resume=True needs out= (the run folder to continue)")
-        saved = ckpt.load(where)
-        out = os.path.dirname(saved.path) or "."
+    saved, out = _to_resume(resume, out)
     cfg = saved.config if saved is not None else None
     hyper = _hyper(dict(epochs=epochs, batch=batch, lr=lr, optimizer=optimizer,
                         schedule=schedule, weight_decay=weight_decay, seed=seed, dtype=dtype),
                    cfg["hyper"] if cfg else None)
-    if cfg is not None:
+    if cfg is not None:  # the run's network and data, unless given
         net = net if net is not None else cfg.get("net")
         define = define if define is not None else cfg.get("define")
         if data == "digits" and cfg.get("data_spec") not in (None, "digits"):
             data = cfg["data_spec"]
     data_spec = data if isinstance(data, str) else getattr(data, "name", "dataset")
     dataset = data if isinstance(data, Dataset) else load_data(data)
-    if saved is not None and cfg.get("data") != _data_id(dataset):
-        raise TrainError(f"{saved.path}: was trained on other data ({cfg.get('data', {}).get('name')}); "
+    _check_run(saved, dataset, hyper, devices)
+    model = compile_for(source_or_path, dataset.input_shape, dataset.classes, net=net,
+                        define=define, dtype=hyper.dtype)
+    check_fits(dataset, model.input_shape, model.output_shape, source=_path_of(source_or_path))
+    label = _source_label(source_or_path, net)
+    config = {"net": net, "define": define, "data_spec": data_spec, "data": _data_id(dataset),
+              "hyper": hyper.to_dict(), "input_shape": list(model.input_shape),
+              "classes": dataset.classes, "params": model.checked.params, "source": label}
+    run = _Run(model, hyper, dataset, devices, saved, out, config)
+    return run.train(reporter(progress, stream), label)
+
+
+def _to_resume(resume, out):
+    """(the checkpoint to continue or None, the run folder)."""
+    if not resume:
+        return None, out
+    where = out if resume is True else os.fspath(resume)
+    if where is None:
+        raise TrainError("resume=True needs out= (the run folder to continue)")
+    saved = ckpt.load(where)
+    return saved, os.path.dirname(saved.path) or "."
+
+
+def _check_run(saved, dataset: Dataset, hyper: Hyper, devices: int) -> None:
+    """What must hold before anything is compiled."""
+    if saved is not None and saved.config.get("data") != _data_id(dataset):
+        raise TrainError(f"{saved.path}: was trained on other data "
+                         f"({saved.config.get('data', {}).get('name')}); "
                          "resume with the --data the run started with")
     check_devices(devices, hyper.batch)
-    steps_per_epoch = len(dataset.x_train) // hyper.batch
-    if steps_per_epoch == 0:
+    if len(dataset.x_train) < hyper.batch:
         raise TrainError(f"batch={hyper.batch} is larger than the {len(dataset.x_train):,} "
                          f"training examples; use --batch {len(dataset.x_train)} or fewer")
     if saved is not None and hyper.epochs < saved.epoch:
         raise TrainError(f"epochs={hyper.epochs}: the checkpoint has {saved.epoch} epochs "
                          "done already; pass a larger --epochs to train on")
 
-    import jax
 
-    model = compile_for(source_or_path, dataset.input_shape, dataset.classes, net=net,
-                        define=define, dtype=hyper.dtype)
-    check_fits(dataset, model.input_shape, model.output_shape,
-               source=os.fspath(source_or_path) if isinstance(source_or_path, (str, os.PathLike))
-               and "\n" not in os.fspath(source_or_path) and len(os.fspath(source_or_path)) < 200
-               else None)
-    total_steps = hyper.epochs * steps_per_epoch
-    sched = make_schedule(hyper.schedule, hyper.lr, total_steps)
-    opt = make_optimizer(hyper.optimizer, sched, hyper.weight_decay)
-    programs = _Programs(model, opt, sched, devices)
+def _path_of(source_or_path) -> Optional[str]:
+    """The .pn path, for messages, when the network came from a file."""
+    if isinstance(source_or_path, (str, os.PathLike)):
+        s = os.fspath(source_or_path)
+        if "\n" not in s and len(s) < 200:
+            return s
+    return None
 
-    params, state = model.init(jax.random.key(hyper.seed))
-    opt_state = opt.init(params)
-    base = jax.random.fold_in(jax.random.key(hyper.seed), 1)   # dropout keys; init used the key
-    step, partial = 0, None
-    if saved is not None:
-        saved.check_fits(params, state)
-        params = jax.tree_util.tree_map(lambda a, t: jax.numpy.asarray(a, t.dtype),
-                                        saved.params, params)
-        state = jax.tree_util.tree_map(lambda a, t: jax.numpy.asarray(a, t.dtype),
-                                       saved.state, state)
-        opt_state = saved.opt_state(opt_state)
-        base = jax.random.wrap_key_data(jax.numpy.asarray(saved.rng))
-        step, partial = saved.step, saved.meta.get("partial")
-    params, state, opt_state = programs.put(params), programs.put(state), programs.put(opt_state)
 
-    if out is not None:
-        os.makedirs(out, exist_ok=True)
-    metrics = Metrics(out)
-    history = metrics.resume(step, saved.epoch) if saved is not None else []
-    config = {"net": net, "define": define, "data_spec": data_spec, "data": _data_id(dataset),
-              "hyper": hyper.to_dict(), "input_shape": list(model.input_shape),
-              "classes": dataset.classes, "params": model.checked.params,
-              "source": _source_label(source_or_path, net)}
-    metrics.write({"type": "run", "step": step, "resumed": saved is not None,
-                   "devices": devices, "backend": jax.default_backend(), **config})
+class _Run:
+    """One training run: the values being trained and the loop's position (``step``,
+    and ``partial``: the epoch-so-far sums of a run stopped mid-epoch)."""
 
-    report = reporter(progress, stream)
-    report.header(f"{_source_label(source_or_path, net)}: {model.checked.params:,} params | "
-                  f"{dataset.describe()} | {hyper.optimizer} lr {hyper.lr:g} {hyper.schedule}, "
-                  f"batch {hyper.batch}, {hyper.epochs} epochs | {jax.default_backend()} "
-                  f"x{devices}" + (f" | resuming at epoch {saved.epoch}, step {step}"
-                                   if saved is not None else ""))
+    def __init__(self, model, hyper: Hyper, dataset: Dataset, devices: int, saved, out,
+                 config: dict):
+        import jax
 
-    def save():
-        if out is None:
-            return
-        ckpt.save(os.path.join(out, ckpt.NAME), params=params, state=state,
-                  opt_state=opt_state, rng=jax.random.key_data(base),
-                  meta={"epoch": step // steps_per_epoch, "step": step,
-                        "steps_per_epoch": steps_per_epoch, "config": config,
-                        "partial": partial, "time": time.time()})
-
-    x, y = dataset.x_train, dataset.y_train
-    stop = None
-    try:
-        with _Interrupts() as interrupts:
-            report.start(hyper.epochs, total_steps, step, step // steps_per_epoch)
-            while step < total_steps:
-                epoch, within = divmod(step, steps_per_epoch)
-                order = epoch_order(hyper.seed, epoch, len(x))
-                sums = partial or {"loss": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
-                t0 = time.perf_counter() - sums["seconds"]
-                for i in range(within, steps_per_epoch):
-                    if interrupts.hit:
-                        raise KeyboardInterrupt
-                    idx = order[i * hyper.batch:(i + 1) * hyper.batch]
-                    xb, yb = programs.batch(x[idx], y[idx])
-                    new = programs.step(params, state, opt_state, xb, yb, base,
-                                        np.int32(step))
-                    loss, correct, lr_now = float(new[3]), int(new[4]), float(new[5])
-                    if not math.isfinite(loss):
-                        stop = NonFiniteLoss(
-                            f"the loss became {loss} at step {step + 1} (epoch {epoch + 1}, "
-                            f"batch {i + 1} of {steps_per_epoch}); training stopped"
-                            + (f", the last good checkpoint (epoch {epoch}) is kept"
-                               if out is not None and epoch > 0 else "")
-                            + f"; try a smaller --lr (now {hyper.lr:g})", epoch + 1, step + 1)
-                        raise stop
-                    params, state, opt_state = new[:3]
-                    step += 1
-                    sums = {"loss": sums["loss"] + loss * len(idx),
-                            "correct": sums["correct"] + correct, "seen": sums["seen"] + len(idx),
-                            "seconds": time.perf_counter() - t0}
-                    partial = sums
-                    metrics.write({"type": "step", "epoch": epoch + 1, "step": step,
-                                   "loss": loss, "accuracy": correct / len(idx), "lr": lr_now})
-                    report.step(epoch + 1, sums["loss"] / sums["seen"],
-                                sums["correct"] / sums["seen"], sums["seen"] / sums["seconds"])
-                seconds = time.perf_counter() - t0
-                test_loss, test_acc = evaluate(programs, params, state, dataset.x_test,
-                                               dataset.y_test)
-                rec = {"type": "epoch", "epoch": epoch + 1, "step": step,
-                       "loss": sums["loss"] / sums["seen"],
-                       "accuracy": sums["correct"] / sums["seen"],
-                       "test_loss": test_loss, "test_accuracy": test_acc, "lr": lr_now,
-                       "examples_per_s": sums["seen"] / seconds, "train_s": seconds,
-                       "elapsed_s": time.perf_counter() - t0}
-                history.append(rec)
-                metrics.write(rec)
-                metrics.flush()
-                partial = None
-                save()                         # after the metrics: see Metrics.resume
-                report.epoch(rec)
-    except KeyboardInterrupt:
-        report.close()
-        save()
-        raise
-    finally:
-        report.close()
-        metrics.close()
+        self.model, self.hyper, self.dataset, self.out = model, hyper, dataset, out
+        self.config, self.saved = config, saved
+        self.steps_per_epoch = len(dataset.x_train) // hyper.batch
+        self.total_steps = hyper.epochs * self.steps_per_epoch
+        schedule = make_schedule(hyper.schedule, hyper.lr, self.total_steps)
+        opt = make_optimizer(hyper.optimizer, schedule, hyper.weight_decay)
+        self.programs = _Programs(model, opt, schedule, devices)
+        params, state = model.init(jax.random.key(hyper.seed))
+        opt_state = opt.init(params)
+        # dropout keys: fold_in(base, step); init drew from the key itself
+        self.base = jax.random.fold_in(jax.random.key(hyper.seed), 1)
+        self.step, self.partial = 0, None
+        if saved is not None:
+            params, state, opt_state = self._restore(saved, params, state, opt_state)
+        put = self.programs.put
+        self.params, self.state, self.opt_state = put(params), put(state), put(opt_state)
         if out is not None:
-            metrics.plot(history, steps_per_epoch, _source_label(source_or_path, net))
-    if not history and saved is not None:   # nothing left to train: score the checkpoint
-        test_loss, test_acc = evaluate(programs, params, state, dataset.x_test, dataset.y_test)
-        history = [{"type": "epoch", "epoch": saved.epoch, "step": step, "test_loss": test_loss,
-                    "test_accuracy": test_acc}]
-    return TrainResult(model, params, state, opt_state, tuple(history), hyper, dataset,
-                       step // steps_per_epoch, step, out)
+            os.makedirs(out, exist_ok=True)
+        self.metrics = Metrics(out)
+        self.history = self.metrics.resume(self.step, saved.epoch) if saved is not None else []
+        self.metrics.write({"type": "run", "step": self.step, "resumed": saved is not None,
+                            "devices": devices, "backend": jax.default_backend(), **config})
+
+    def _restore(self, saved, params, state, opt_state):
+        import jax
+        import jax.numpy as jnp
+
+        saved.check_fits(params, state)
+        cast = lambda a, t: jnp.asarray(a, t.dtype)  # noqa: E731
+        params = jax.tree_util.tree_map(cast, saved.params, params)
+        state = jax.tree_util.tree_map(cast, saved.state, state)
+        self.base = jax.random.wrap_key_data(jnp.asarray(saved.rng))
+        self.step, self.partial = saved.step, saved.meta.get("partial")
+        return params, state, saved.opt_state(opt_state)
+
+    def save(self) -> None:
+        """The checkpoint: after every epoch, and on Ctrl-C (at a step boundary)."""
+        if self.out is None:
+            return
+        import jax
+
+        ckpt.save(os.path.join(self.out, ckpt.NAME), params=self.params, state=self.state,
+                  opt_state=self.opt_state, rng=jax.random.key_data(self.base),
+                  meta={"epoch": self.step // self.steps_per_epoch, "step": self.step,
+                        "steps_per_epoch": self.steps_per_epoch, "config": self.config,
+                        "partial": self.partial, "time": time.time()})
+
+    def train(self, report, label: str) -> TrainResult:
+        h, saved = self.hyper, self.saved
+        report.header(f"{label}: {self.model.checked.params:,} params | "
+                      f"{self.dataset.describe()} | {h.optimizer} lr {h.lr:g} {h.schedule}, "
+                      f"batch {h.batch}, {h.epochs} epochs | {self._devices()}"
+                      + (f" | resuming at epoch {saved.epoch}, step {self.step}"
+                         if saved is not None else ""))
+        try:
+            with _Interrupts() as interrupts:
+                report.start(h.epochs, self.total_steps, self.step,
+                             self.step // self.steps_per_epoch)
+                while self.step < self.total_steps:
+                    rec = self.epoch(interrupts, report)
+                    self.history.append(rec)
+                    self.metrics.write(rec)
+                    self.metrics.flush()
+                    self.partial = None
+                    self.save()                # after the metrics: see Metrics.resume
+                    report.epoch(rec)
+        except KeyboardInterrupt:
+            report.close()
+            self.save()
+            raise
+        finally:
+            report.close()
+            self.metrics.close()
+            if self.out is not None:
+                self.metrics.plot(self.history, self.steps_per_epoch, label)
+        return self.result()
+
+    def _devices(self) -> str:
+        import jax
+        return f"{jax.default_backend()} x{self.programs.devices}"
+
+    def epoch(self, interrupts, report) -> dict:
+        """The rest of the current epoch (all of it, unless resuming mid-epoch), then the
+        test split: the epoch's record."""
+        x, y, n = self.dataset.x_train, self.dataset.y_train, self.hyper.batch
+        epoch, within = divmod(self.step, self.steps_per_epoch)
+        order = epoch_order(self.hyper.seed, epoch, len(x))
+        sums = self.partial or {"loss": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
+        t0 = time.perf_counter() - sums["seconds"]
+        for i in range(within, self.steps_per_epoch):
+            if interrupts.hit:
+                raise KeyboardInterrupt
+            idx = order[i * n:(i + 1) * n]
+            loss, correct, lr_now = self.one_step(x[idx], y[idx], epoch, i)
+            sums = {"loss": sums["loss"] + loss * len(idx),
+                    "correct": sums["correct"] + correct, "seen": sums["seen"] + len(idx),
+                    "seconds": time.perf_counter() - t0}
+            self.partial = sums
+            self.metrics.write({"type": "step", "epoch": epoch + 1, "step": self.step,
+                                "loss": loss, "accuracy": correct / len(idx), "lr": lr_now})
+            report.step(epoch + 1, sums["loss"] / sums["seen"],
+                        sums["correct"] / sums["seen"], sums["seen"] / sums["seconds"])
+        seconds = time.perf_counter() - t0
+        test_loss, test_acc = evaluate(self.programs, self.params, self.state,
+                                       self.dataset.x_test, self.dataset.y_test)
+        return {"type": "epoch", "epoch": epoch + 1, "step": self.step,
+                "loss": sums["loss"] / sums["seen"], "accuracy": sums["correct"] / sums["seen"],
+                "test_loss": test_loss, "test_accuracy": test_acc, "lr": lr_now,
+                "examples_per_s": sums["seen"] / seconds, "train_s": seconds,
+                "elapsed_s": time.perf_counter() - t0}
+
+    def one_step(self, xb, yb, epoch: int, i: int) -> tuple[float, int, float]:
+        """One optimizer step; (loss, correct predictions, learning rate).  A non-finite
+        loss stops the run before its values replace the last good ones."""
+        xb, yb = self.programs.batch(xb, yb)
+        new = self.programs.step(self.params, self.state, self.opt_state, xb, yb, self.base,
+                                 np.int32(self.step))
+        loss, correct, lr_now = float(new[3]), int(new[4]), float(new[5])
+        if not math.isfinite(loss):
+            kept = (f", the last good checkpoint (epoch {epoch}) is kept"
+                    if self.out is not None and epoch > 0 else "")
+            raise NonFiniteLoss(
+                f"the loss became {loss} at step {self.step + 1} (epoch {epoch + 1}, batch "
+                f"{i + 1} of {self.steps_per_epoch}); training stopped{kept}; try a smaller "
+                f"--lr (now {self.hyper.lr:g})", epoch + 1, self.step + 1)
+        self.params, self.state, self.opt_state = new[:3]
+        self.step += 1
+        return loss, correct, lr_now
+
+    def result(self) -> TrainResult:
+        history = self.history
+        if not history and self.saved is not None:  # nothing left to train: score it
+            test_loss, test_acc = evaluate(self.programs, self.params, self.state,
+                                           self.dataset.x_test, self.dataset.y_test)
+            history = [{"type": "epoch", "epoch": self.saved.epoch, "step": self.step,
+                        "test_loss": test_loss, "test_accuracy": test_acc}]
+        return TrainResult(self.model, self.params, self.state, self.opt_state,
+                           tuple(history), self.hyper, self.dataset,
+                           self.step // self.steps_per_epoch, self.step, self.out)
 
 
 # --- a trained network back from its checkpoint --------------------------------------
