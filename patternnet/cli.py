@@ -169,16 +169,14 @@ def cmd_check(args) -> int:
     return worst
 
 
-# --- compile -------------------------------------------------------------------------
+# --- one file, one network (compile, expand, draw) -----------------------------------
 
 
-def _load_checked(args):
-    """The one network ``args`` selects, checked (``compile``): (CheckedNet, program),
-    or the exit code after printing the diagnostics."""
-    from .api import check_resolved, parse_shape
-    from .diagnostics import PatternNetError, SourceError
-    from .parse import parse_source
-    from .resolve import Family, resolve
+def _one_file(args):
+    """``args.file`` read, and the ``--input`` shape and ``-D`` values parsed: a usage
+    error (one line, exit 2) when any of them is wrong."""
+    from .api import parse_shape
+    from .diagnostics import SourceError
     from .source import read
 
     try:
@@ -186,7 +184,24 @@ def _load_checked(args):
         shape = parse_shape(args.input)
     except SourceError as e:
         raise _Usage(e.diagnostics[0].message) from None
-    define = _parse_defines(args.define)
+    if not source.text.strip():
+        raise _Usage(f"{args.file}: the file is empty; a .pn file holds at least one network, "
+                     "e.g. INPUT -> CONV -> RELU -> FC")
+    return source, shape, _parse_defines(args.define)
+
+
+# --- compile -------------------------------------------------------------------------
+
+
+def _load_checked(args):
+    """The one network ``args`` selects, checked (``compile``): (CheckedNet, program),
+    or the exit code after printing the diagnostics."""
+    from .api import check_resolved
+    from .diagnostics import PatternNetError
+    from .parse import parse_source
+    from .resolve import Family, resolve
+
+    source, shape, define = _one_file(args)
     try:
         program = parse_source(source)
         resolved = resolve(program, net=args.net, define=define)
@@ -268,19 +283,13 @@ def cmd_compile(args) -> int:
 def cmd_expand(args) -> int:
     import json
 
-    from .api import expand, parse_shape
-    from .diagnostics import PatternNetError, SourceError
+    from .api import expand
+    from .diagnostics import PatternNetError
     from .parse import parse_source
     from .rules import fmt_shape
-    from .source import read
     from .summary import human
 
-    try:
-        source = read(args.file)
-        shape = parse_shape(args.input)
-    except SourceError as e:
-        raise _Usage(e.diagnostics[0].message) from None
-    define = _parse_defines(args.define)
+    source, shape, define = _one_file(args)
     try:
         fam = expand(parse_source(source), net=args.net, define=define, input_shape=shape,
                      classes=args.classes)
@@ -387,23 +396,14 @@ def cmd_draw(args) -> int:
     """Draw one network as an SVG diagram (patternnet/draw.py), written atomically, or
     to stdout with ``-o -``.  Diagnostics go to stderr, since stdout may be the picture.
     A family is not drawn whole: the message says which ``-D`` picks a member."""
-    from .api import check_resolved, parse_shape
+    from .api import check_resolved
     from .atomic import write_atomic
-    from .diagnostics import PatternNetError, SourceError
+    from .diagnostics import PatternNetError
     from .draw import draw_svg
     from .parse import parse_source
     from .resolve import Family, resolve
-    from .source import read
 
-    try:
-        source = read(args.file)
-        shape = parse_shape(args.input)
-    except SourceError as e:
-        raise _Usage(e.diagnostics[0].message) from None
-    if not source.text.strip():
-        raise _Usage(f"{args.file}: the file is empty; a .pn file holds at least one network, "
-                     "e.g. INPUT -> CONV -> RELU -> FC")
-    define = _parse_defines(args.define)
+    source, shape, define = _one_file(args)
     try:
         program = parse_source(source)
         resolved = resolve(program, net=args.net, define=define)
