@@ -16,7 +16,8 @@ from . import limits
 from .ast import Span
 from .diagnostics import Diagnostic, Frame, ShapeError
 from .layers import CONTEXT, LAYERS, REQUIRED
-from .resolve import Network, RBlock, RBranches, RLayer, ROptional, RRepeat, RSeq
+from .resolve import (Network, RBlock, RBranches, RLayer, ROptional, RRepeat, RSeq,
+                      normalize_arg)
 from .rules import SHAPE_RULES, RuleError, fmt_shape
 
 DEFAULT_INPUT = (32, 32, 3)
@@ -390,7 +391,7 @@ class _Walker:
             elif a.default is REQUIRED:
                 raise AssertionError(f"{rl.kind}.{a.name} has no default")
             else:
-                fixed[a.name] = _norm_default(a.kind, a.default)
+                fixed[a.name] = normalize_arg(a.default, a, rl.kind)
         if rl.kind in ("POOL", "AVGPOOL") and fixed["stride"] is None:
             fixed["stride"] = fixed["window"]
         self._static[id(rl)] = (rl, fixed, tuple(bare), tuple(given))
@@ -494,16 +495,6 @@ def _copy_trails(copy: _Copy, failing: str) -> str:
 
 def _is_skip(seq: RSeq) -> bool:
     return len(seq.items) == 1 and isinstance(seq.items[0], RLayer) and seq.items[0].kind == "SKIP"
-
-
-def _norm_default(kind: str, v):
-    if kind == "size2" and isinstance(v, int):
-        return (v, v)
-    if kind == "pad" and isinstance(v, int):
-        return (v, v)
-    if kind in ("float", "rate"):
-        return float(v)
-    return v
 
 
 # --- the public entry ----------------------------------------------------------------

@@ -502,7 +502,7 @@ class _Resolver:
         plan = self.plans.get(id(node))
         if plan is None or plan[0] is not node:
             plan = self.plans[id(node)] = (node, self.arg_plan(node, spec, trace))
-        values = tuple((name, _check_kind(self.value(a.value, env, trace), argspec, node.name,
+        values = tuple((name, normalize_arg(self.value(a.value, env, trace), argspec, node.name,
                                           a.value.span, trace))
                        for name, a, argspec in plan[1])
         self.count_layer(node.span, trace, mult)
@@ -673,8 +673,11 @@ def _names_in(node) -> set:
     return out
 
 
-def _check_kind(v, spec, layer: str, span, trace):
-    """Validate and normalise one layer argument (see the kinds in layers.py)."""
+def normalize_arg(v, spec, layer: str, span=None, trace=()):
+    """Validate and normalise one layer argument (see the kinds in layers.py): a written
+    one here, and the layer table's defaults in the checker (``None`` stays ``None``)."""
+    if v is None:
+        return None
     kind, name = spec.kind, spec.name
 
     def bad(expected: str, help=None):
