@@ -627,3 +627,19 @@ def test_logits_stop_before_a_final_softmax():
     plain = patternnet.compile("INPUT(6) -> FC(5)")
     np.testing.assert_array_equal(plain.logits(params, state, x)[0],
                                   plain.apply(params, state, x)[0])
+
+
+def test_a_kernel_larger_than_the_output_runs_as_one_matrix_product():
+    """XLA:CPU's convolution is pathologically slow when the kernel exceeds the output
+    (docs/performance.md); such a layer is lowered to patches times the kernel."""
+    from patternnet.backend.layers import _kernel_exceeds_output
+
+    model = patternnet.compile("INPUT(4x4x8) -> CONV(8) -> CONV(8, 3, s=2) -> CONV(8) "
+                               "-> CONV(8, 3, groups=2) -> GAP -> FC(2)")
+    routed = {l.path: _kernel_exceeds_output(l) for l in model.layers if l.kind == "CONV"}
+    assert routed == {"conv1": False, "conv2": True, "conv3": True, "conv4": True}
+    params, state = model.init(0)
+    x = jnp.ones((2, 4, 4, 8))
+    jaxpr = str(jax.make_jaxpr(lambda p: model.apply(p, state, x))(params))
+    assert jaxpr.count("conv_general_dilated") == 2   # conv1, and conv4 (groups stay lax)
+    assert "dot_general" in jaxpr

@@ -182,7 +182,10 @@ LAYER_CASES = [
     ("INPUT(5x5x4) -> CONV(6, 3, p=1, groups=2)", (2, 5, 5, 4), False),
     ("INPUT(5x5x3) -> CONV(4, 3, p=4, bias=false)", (2, 5, 5, 3), False),
     ("INPUT(8x8x2) -> CONV(3, 2, s=3, p=0)", (2, 8, 8, 2), False),
-    ("INPUT(1x1x3) -> CONV(2, 3)", (2, 1, 1, 3), False),
+    ("INPUT(1x1x3) -> CONV(2, 3)", (2, 1, 1, 3), False),                      # conv_patches
+    ("INPUT(2x2x3) -> CONV(4, 3)", (2, 2, 2, 3), False),                      # conv_patches
+    ("INPUT(4x5x2) -> CONV(3, 3, s=2, p=1)", (2, 4, 5, 2), False),            # conv_patches
+    ("INPUT(3x3x2) -> CONV(2, 3, p=2, dilation=2)", (2, 3, 3, 2), False),     # conv_patches
     # pooling
     ("INPUT(6x6x2) -> POOL", (2, 6, 6, 2), False),
     ("INPUT(7x7x2) -> POOL(3, s=2, p=1)", (2, 7, 7, 2), False),

@@ -532,6 +532,12 @@ CONV_CASES = {
     "input_1x1_pad": _conv(1, 1, 2, 3, 2, 2, 1),
     "kernel_equals_input": _conv(4, 5, 2, 3, (4, 5), 1, "valid"),
     "batch_1": _conv(5, 5, 3, 4, 3, 1, 1, n=1),
+    # the kernel exceeds the output: these run as one matrix product (conv_patches)
+    "patches_2x2_same": _conv(2, 2, 3, 4, 3, 1, "same"),
+    "patches_strided": _conv(4, 4, 3, 4, 3, 2, 1),
+    "patches_dilated": _conv(3, 3, 2, 3, 3, 1, 2, dilation=2),
+    "patches_rect": _conv(2, 6, 2, 3, 3, 1, "same"),
+    "patches_asymmetric_pad": _conv(3, 2, 2, 2, (3, 2), (1, 2), (2, 1), bias=False),
 }
 
 

@@ -104,12 +104,44 @@ class Init:
 
 def conv(layer: Layer, p, s, x, ctx):
     a = layer.args
-    y = lax.conv_general_dilated(x, p["w"], a["stride"], a["padding"],
-                                 rhs_dilation=a["dilation"], dimension_numbers=_DN,
-                                 feature_group_count=a["groups"])
+    if a["groups"] == 1 and _kernel_exceeds_output(layer):
+        y = conv_patches(x, p["w"], a["stride"], a["padding"], a["dilation"])
+    else:
+        y = lax.conv_general_dilated(x, p["w"], a["stride"], a["padding"],
+                                     rhs_dilation=a["dilation"], dimension_numbers=_DN,
+                                     feature_group_count=a["groups"])
     if a["bias"]:
         y = y + p["b"]
     return y, None
+
+
+def _kernel_exceeds_output(layer: Layer) -> bool:
+    """Whether the (dilated) kernel is taller or wider than the output, as in ResNet's
+    last stage on small inputs (2x2 or 1x1 maps under a 3x3 kernel).  XLA:CPU's
+    convolution is pathologically slow there, forward and input gradient alike (2x2,
+    512 -> 512, batch 32: 410 ms against 7 ms as one matrix product), so such a layer
+    runs as ``conv_patches`` (docs/performance.md, "Convolutions whose kernel exceeds
+    the output")."""
+    (kh, kw), (dh, dw) = layer.args["kernel"], layer.args["dilation"]
+    oh, ow = layer.out_shape[0], layer.out_shape[1]
+    return oh < dh * (kh - 1) + 1 or ow < dw * (kw - 1) + 1
+
+
+def conv_patches(x, w, stride, padding, dilation):
+    """``lax.conv_general_dilated`` (NHWC, HWIO, one group) as one matrix product: the
+    kh*kw strided slices of the padded input side by side on the channel axis, tap-major
+    like HWIO's rows, times the kernel reshaped to (kh*kw*cin, cout)."""
+    kh, kw, cin, cout = w.shape
+    (sh, sw), (dh, dw) = stride, dilation
+    xp = jnp.pad(x, ((0, 0), tuple(padding[0]), tuple(padding[1]), (0, 0)))
+    n, h, wd, _ = xp.shape
+    oh, ow = (h - dh * (kh - 1) - 1) // sh + 1, (wd - dw * (kw - 1) - 1) // sw + 1
+    taps = [lax.slice(xp, (0, i * dh, j * dw, 0),
+                      (n, i * dh + (oh - 1) * sh + 1, j * dw + (ow - 1) * sw + 1, cin),
+                      (1, sh, sw, 1))
+            for i in range(kh) for j in range(kw)]
+    patches = jnp.concatenate(taps, axis=-1).reshape(n * oh * ow, kh * kw * cin)
+    return (patches @ w.reshape(kh * kw * cin, cout)).reshape(n, oh, ow, cout)
 
 
 def init_conv(layer: Layer):
