@@ -641,5 +641,8 @@ def test_a_kernel_larger_than_the_output_runs_as_one_matrix_product():
     params, state = model.init(0)
     x = jnp.ones((2, 4, 4, 8))
     jaxpr = str(jax.make_jaxpr(lambda p: model.apply(p, state, x))(params))
+    if jax.default_backend() != "cpu":  # measured on XLA:CPU only: elsewhere lax stays
+        assert jaxpr.count("conv_general_dilated") == 4
+        return
     assert jaxpr.count("conv_general_dilated") == 2   # conv1, and conv4 (groups stay lax)
     assert "dot_general" in jaxpr
