@@ -360,3 +360,18 @@ def test_ctrl_c_handler_is_given_back_in_process(tmp_path, monkeypatch):
     before = signal.getsignal(signal.SIGINT)
     assert cli.main(["check", "-q", "a.pn"]) == 0
     assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_an_internal_error_in_a_real_process(tree):
+    """Exit 3: it says it is a bug and asks for a report; the traceback only with --debug."""
+    code = ("import sys\nfrom patternnet import cli\n"
+            "def boom(args):\n    raise RuntimeError('a bug')\n"
+            "cli.cmd_check = boom\nsys.exit(cli.main(sys.argv[1:]))\n")
+    for debug in ([], ["--debug"]):
+        r = subprocess.run([sys.executable, "-c", code, *debug, "check", "good.pn"], cwd=tree,
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 3 and r.stdout == ""
+        assert r.stderr.startswith("patternnet: internal error: this is a bug in PatternNet")
+        assert "please report it" in r.stderr
+        assert ("Traceback" in r.stderr) == bool(debug)
+        assert ("RuntimeError: a bug" in r.stderr) == bool(debug)
