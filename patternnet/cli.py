@@ -449,16 +449,7 @@ def _selection(p) -> None:
     p.add_argument("--strict", action="store_true", help="lints become errors")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(
-        prog="patternnet", description="A language and compiler for ConvNet architectures.",
-        epilog="exit codes: 0 ok, 1 problems in the input, 2 usage or I/O error, "
-               "3 internal error")
-    p.add_argument("--version", action="version", version=f"patternnet {__version__}")
-    p.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
-
+def _add_check(sub) -> None:
     c = sub.add_parser("check", help="check .pn files: shapes, parameters, MACs; every problem")
     c.add_argument("files", nargs="+", metavar="PATH",
                    help="files, directories (searched for *.pn) or globs")
@@ -481,6 +472,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print nothing when clean (errors only)")
     c.set_defaults(func=cmd_check)
 
+
+def _add_compile(sub) -> None:
     k = sub.add_parser("compile", help="check and compile one network with JAX; export it")
     k.add_argument("file", metavar="FILE")
     _selection(k)
@@ -503,6 +496,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how params hold the copies of a repeat (docs/backend.md)")
     k.set_defaults(func=cmd_compile)
 
+
+def _add_expand(sub) -> None:
     x = sub.add_parser("expand", help="list the members of a family with params and MACs")
     x.add_argument("file", metavar="FILE")
     x.add_argument("--net", help="the network to expand")
@@ -513,6 +508,8 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--format", choices=("text", "json"), default="text")
     x.set_defaults(func=cmd_expand)
 
+
+def _add_fmt(sub) -> None:
     f = sub.add_parser("fmt", help="format .pn files in place (canonical layout)")
     f.add_argument("files", nargs="+", metavar="PATH",
                    help="files, directories (searched for *.pn) or globs")
@@ -526,6 +523,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("-q", "--quiet", action="store_true", help="print nothing when clean")
     f.set_defaults(func=cmd_fmt)
 
+
+def _add_draw(sub) -> None:
     d = sub.add_parser("draw", help="draw a network as an SVG diagram")
     d.add_argument("file", metavar="FILE")
     d.add_argument("-o", "--output", required=True, metavar="OUT.svg",
@@ -540,6 +539,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="draw every copy of each repeat (default: once, framed, marked xN)")
     d.set_defaults(func=cmd_draw)
 
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="patternnet", description="A language and compiler for ConvNet architectures.",
+        epilog="exit codes: 0 ok, 1 problems in the input, 2 usage or I/O error, "
+               "3 internal error")
+    p.add_argument("--version", action="version", version=f"patternnet {__version__}")
+    p.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    _add_check(sub)
+    _add_compile(sub)
+    _add_expand(sub)
+    _add_fmt(sub)
+    _add_draw(sub)
     from .train_cli import add_commands  # train, eval, predict (jax imported only when run)
     add_commands(sub)
     return p
