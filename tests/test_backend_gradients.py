@@ -29,9 +29,6 @@ RTOL = 1e-5
 
 def _jax():
     jax = pytest.importorskip("jax")
-    pytest.importorskip("patternnet.backend")
-    if not hasattr(patternnet, "compile"):
-        pytest.skip("patternnet.compile does not exist yet")
     return jax
 
 

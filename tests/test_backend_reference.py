@@ -359,9 +359,6 @@ def test_ref_pool_sizes_match_checker(cfg):
 
 def _compile(src, **kw):
     pytest.importorskip("jax")
-    pytest.importorskip("patternnet.backend")
-    if not hasattr(patternnet, "compile"):
-        pytest.skip("patternnet.compile does not exist yet")
     return patternnet.compile(src, **kw)
 
 
