@@ -190,20 +190,16 @@ def _copy_dicts(tree):
     return {k: _copy_dicts(v) for k, v in tree.items()} if isinstance(tree, dict) else tree
 
 
-def _check_stack(tree, n: int, layer: Layer, what: str):
-    for leaf in jax.tree_util.tree_leaves(tree):
+def _unstack(tree, n: int, layer: Layer, what: str) -> list:
+    """A stacked entry as ``n`` per-copy entries (``lax.unstack``: its transpose is one
+    stack, so the gradient of an unrolled run over a stacked layout stays cheap)."""
+    leaves, treedef = jax.tree_util.tree_flatten(tree)
+    for leaf in leaves:  # model.unstack of a tree given by hand
         if jnp.ndim(leaf) == 0 or jnp.shape(leaf)[0] != n:
             raise ValueError(f"{what} of layer {layer.path}: a leaf of shape "
                              f"{tuple(jnp.shape(leaf))}, but the stacked layout holds {n} "
                              "copies along the leading axis (a per-copy tree? convert it "
                              "with model.stack)")
-    return tree
-
-
-def _unstack(tree, n: int, layer: Layer, what: str) -> list:
-    """A stacked entry as ``n`` per-copy entries (``lax.unstack``: its transpose is one
-    stack, so the gradient of an unrolled run over a stacked layout stays cheap)."""
-    leaves, treedef = jax.tree_util.tree_flatten(_check_stack(tree, n, layer, what))
     parts = [jax.lax.unstack(leaf) for leaf in leaves]
     return [treedef.unflatten([p[i] for p in parts]) for i in range(n)]
 
@@ -318,11 +314,9 @@ class _Runner:
         # order: as stored in the stacked layout, else stacked here) and the path seeds
         # (n, 2) of that layer in every copy
         if stacked:  # never inside a scan body (_find_stacks): the seeds are static
-            n = len(node.tail)
-            ps = [_check_stack(_get(self.params, l, "params"), n, l, "params")
-                  if l.params else None for l in template]
-            ss = [_check_stack(_get(self.state, l, "state"), n, l, "state")
-                  if l.state else None for l in template]
+            # (the stacks' shapes were checked on the way in: Model._check_trees)
+            ps = [_get(self.params, l, "params") if l.params else None for l in template]
+            ss = [_get(self.state, l, "state") if l.state else None for l in template]
             seeds = np.asarray([[l.seed for l in layers] for layers in node.tail], np.uint32)
         else:
             per_copy = [[self.vars(l) for l in layers] for layers in node.tail]
