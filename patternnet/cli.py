@@ -101,8 +101,7 @@ def _check_file(path: str, args, shape, define: dict):
     except SourceError as e:
         return FileReport(path, error=e.diagnostics[0].message)
     if not source.text.strip():
-        return FileReport(path, error=f"{path}: the file is empty; a .pn file holds at least "
-                                      "one network, e.g. INPUT -> CONV -> RELU -> FC")
+        return FileReport(path, error=_empty(path))
     sources = {source.name: source.text}
     try:
         program = parse_source(source)
@@ -127,7 +126,7 @@ def cmd_check(args) -> int:
     (json); an unreadable file is one line on stderr and the others are still checked."""
     from .api import parse_shape
     from .diagnostics import SourceError
-    from .report import FileReport
+    from .report import FileReport, github, text
 
     try:
         shape = parse_shape(args.input)
@@ -142,15 +141,11 @@ def cmd_check(args) -> int:
         if report.error:
             print(f"patternnet: error: {report.error}", file=sys.stderr, flush=True)
         if args.format == "text":
-            from .report import text
-
             out = text(report, color=color, quiet=args.quiet, summary=args.summary)
             if out:
                 print(out if first else "\n" + out, flush=True)
                 first = False
         elif args.format == "github":
-            from .report import github
-
             for line in github(report):
                 print(line, flush=True)
     worst = max((r.code for r in reports), default=EXIT_OK)
@@ -185,9 +180,13 @@ def _one_file(args):
     except SourceError as e:
         raise _Usage(e.diagnostics[0].message) from None
     if not source.text.strip():
-        raise _Usage(f"{args.file}: the file is empty; a .pn file holds at least one network, "
-                     "e.g. INPUT -> CONV -> RELU -> FC")
+        raise _Usage(_empty(args.file))
     return source, shape, _parse_defines(args.define)
+
+
+def _empty(path: str) -> str:
+    return (f"{path}: the file is empty; a .pn file holds at least one network, "
+            "e.g. INPUT -> CONV -> RELU -> FC")
 
 
 # --- compile -------------------------------------------------------------------------
@@ -219,7 +218,7 @@ def cmd_compile(args) -> int:
     summary (or the jaxpr / StableHLO); write the exported model atomically."""
     import time
 
-    t0 = time.perf_counter()
+    t0 = time.perf_counter()  # init's time below includes the check and JAX's start-up
     if args.ckpt:  # the trained network: the run's shapes, classes and dtype
         from .train_cli import _guarded, _restored
 
@@ -233,7 +232,6 @@ def cmd_compile(args) -> int:
         checked, _ = _load_checked(args)
         if isinstance(checked, int):
             return checked
-        t0 = time.perf_counter()
         import jax
 
         if args.dtype == "float64":
@@ -348,12 +346,13 @@ def cmd_fmt(args) -> int:
     worst, changed = EXIT_OK, []
     dry = args.check or args.diff
     for path, why in expand_paths(args.files):
-        try:
-            if why:
-                raise _Usage(why)
-            source = read(path)
-        except (SourceError, _Usage) as e:  # one line, and the other files still done
-            print(f"patternnet: error: {why or e.diagnostics[0].message}", file=sys.stderr)
+        if why is None:
+            try:
+                source = read(path)
+            except SourceError as e:
+                why = e.diagnostics[0].message
+        if why:  # one line, and the other files are still done
+            print(f"patternnet: error: {why}", file=sys.stderr)
             worst = EXIT_USAGE
             continue
         try:
@@ -439,27 +438,25 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"patternnet: error: {message} (see `{self.prog} --help`)\n")
 
 
-def _selection(p) -> None:
-    """The options that pick and shape one network (compile)."""
-    p.add_argument("--net", help="the network to use (when the file has several)")
-    p.add_argument("-D", dest="define", action="append", metavar="NAME=VALUE",
-                   help="set a constant or fix a range (repeatable)")
-    p.add_argument("--input", metavar="HxWxC", help="the input shape for a bare INPUT")
-    p.add_argument("--classes", type=_positive, metavar="N", help="units of a bare final FC")
-    p.add_argument("--strict", action="store_true", help="lints become errors")
+def net_options(p, net: str, define: str = "set a constant or fix a range (repeatable)",
+                *, shape: bool = True, input: str = "the input shape for a bare INPUT",
+                classes: str = "units of a bare final FC") -> None:
+    """The options that pick a network (``--net``, ``-D``) and, with ``shape``, size its
+    bare INPUT and final FC (``--input``, ``--classes``); each command words the help."""
+    p.add_argument("--net", help=net)
+    p.add_argument("-D", dest="define", action="append", metavar="NAME=VALUE", help=define)
+    if shape:
+        p.add_argument("--input", metavar="HxWxC", help=input)
+        p.add_argument("--classes", type=_positive, metavar="N", help=classes)
 
 
 def _add_check(sub) -> None:
     c = sub.add_parser("check", help="check .pn files: shapes, parameters, MACs; every problem")
     c.add_argument("files", nargs="+", metavar="PATH",
                    help="files, directories (searched for *.pn) or globs")
-    c.add_argument("--net", help="check only this named network")
-    c.add_argument("-D", dest="define", action="append", metavar="NAME=VALUE",
-                   help="set a constant or fix a range (repeatable)")
-    c.add_argument("--input", metavar="HxWxC",
-                   help="the input shape for a bare INPUT (default 32x32x3); overrides the file's")
-    c.add_argument("--classes", type=_positive, metavar="N",
-                   help="units of a bare final FC (default 10)")
+    net_options(c, "check only this named network",
+                input="the input shape for a bare INPUT (default 32x32x3); overrides the file's",
+                classes="units of a bare final FC (default 10)")
     c.add_argument("--strict", action="store_true",
                    help="lints become errors: uneven strides, pools that drop rows, "
                         "dropout before the output, RELU after RELU")
@@ -476,7 +473,8 @@ def _add_check(sub) -> None:
 def _add_compile(sub) -> None:
     k = sub.add_parser("compile", help="check and compile one network with JAX; export it")
     k.add_argument("file", metavar="FILE")
-    _selection(k)
+    net_options(k, "the network to use (when the file has several)")
+    k.add_argument("--strict", action="store_true", help="lints become errors")
     k.add_argument("-o", "--output", metavar="MODEL.pnx",
                    help="write the exported model (jax.export; run it with patternnet.load)")
     k.add_argument("--emit", choices=("summary", "jaxpr", "stablehlo"), default="summary",
@@ -500,11 +498,7 @@ def _add_compile(sub) -> None:
 def _add_expand(sub) -> None:
     x = sub.add_parser("expand", help="list the members of a family with params and MACs")
     x.add_argument("file", metavar="FILE")
-    x.add_argument("--net", help="the network to expand")
-    x.add_argument("-D", dest="define", action="append", metavar="NAME=VALUE",
-                   help="fix a range or set a constant (repeatable)")
-    x.add_argument("--input", metavar="HxWxC", help="the input shape for a bare INPUT")
-    x.add_argument("--classes", type=_positive, metavar="N", help="units of a bare final FC")
+    net_options(x, "the network to expand", "fix a range or set a constant (repeatable)")
     x.add_argument("--format", choices=("text", "json"), default="text")
     x.set_defaults(func=cmd_expand)
 
@@ -529,12 +523,8 @@ def _add_draw(sub) -> None:
     d.add_argument("file", metavar="FILE")
     d.add_argument("-o", "--output", required=True, metavar="OUT.svg",
                    help="the SVG file to write (atomically); - writes to stdout")
-    d.add_argument("--net", help="the network to draw")
-    d.add_argument("-D", dest="define", action="append", metavar="NAME=VALUE",
-                   help="set a constant or fix a range (repeatable); a family needs one "
-                        "value for each range")
-    d.add_argument("--input", metavar="HxWxC", help="the input shape for a bare INPUT")
-    d.add_argument("--classes", type=_positive, metavar="N", help="units of a bare final FC")
+    net_options(d, "the network to draw", "set a constant or fix a range (repeatable); a "
+                "family needs one value for each range")
     d.add_argument("--expand", action="store_true",
                    help="draw every copy of each repeat (default: once, framed, marked xN)")
     d.set_defaults(func=cmd_draw)

@@ -54,9 +54,9 @@ def _whole(text: str) -> int:
 
 
 def _net_options(p) -> None:
-    p.add_argument("--net", help="the network to use (default: the file's default network)")
-    p.add_argument("-D", dest="define", action="append", metavar="NAME=VALUE",
-                   help="set a constant or fix a range (repeatable)")
+    # the data decides the input shape and the classes: no --input, --classes
+    cli.net_options(p, "the network to use (default: the file's default network)",
+                    shape=False)
 
 
 def add_commands(sub) -> None:
