@@ -50,6 +50,15 @@ class _Package(_types.ModuleType):
 _sys.modules[__name__].__class__ = _Package
 
 
+def configure_xla_cpu() -> str:
+    """Apply PatternNet's XLA:CPU flags now (``patternnet/xla_cpu.py``, docs/backend.md):
+    for a program that starts JAX itself before it calls ``patternnet.compile``.  Call it
+    before the first JAX computation; returns what was done ("applied", "user's choice",
+    ...).  ``compile``, ``train``, ``load`` and the command line call it themselves."""
+    from .xla_cpu import configure
+    return configure()
+
+
 def compile(source_or_path, **kw):
     """Compile one network to a JAX ``Model`` (see ``patternnet.backend.compile``).
 
@@ -77,5 +86,5 @@ def load(path):
 __all__ = [
     "Diagnostic", "ParseError", "PatternNetError", "ResolveError", "ShapeError", "SourceError",
     "CheckedFamily", "CheckedNet", "CLayer", "Family", "Member", "Network",
-    "check", "compile", "expand", "load", "parse", "resolve", "train", "__version__",
+    "check", "compile", "configure_xla_cpu", "expand", "load", "parse", "resolve", "train", "__version__",
 ]

@@ -592,9 +592,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             signal.signal(signal.SIGINT, previous)
 
 
+_JAX_COMMANDS = frozenset({"compile", "train", "eval", "predict"})
+
+
 def _run(argv: Optional[Sequence[str]]) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command in _JAX_COMMANDS:  # before any of them starts JAX (xla_cpu.py)
+        from .xla_cpu import configure
+
+        configure()
     try:
         return args.func(args)
     except _Usage as e:

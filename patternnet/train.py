@@ -144,11 +144,13 @@ def make_optimizer(name: str, schedule, weight_decay: float):
 
 
 def _log_probs(y):
-    """logits -> log-probabilities, in float32 (also for a bfloat16 model)."""
+    """logits -> log-probabilities in float32 or wider: a bfloat16 model's in float32, a
+    float64 model's in float64 (the backend's rule for its losses, model._loss_precision)."""
     import jax
-    import jax.numpy as jnp
 
-    return jax.nn.log_softmax(y.astype(jnp.float32), axis=-1)
+    from .backend.model import _loss_precision
+
+    return jax.nn.log_softmax(_loss_precision(y), axis=-1)
 
 
 def _xent(logp, labels):

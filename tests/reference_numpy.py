@@ -12,7 +12,7 @@ Padding is always given per side: ``((top, bottom), (left, right))``.
 Public functions:
 
 * sizes: ``same_padding``, ``out_size``, ``conv_padding``
-* layers: ``conv2d``, ``maxpool``, ``avgpool``, ``gap``, ``flatten``, ``fc``,
+* layers: ``conv2d``, ``maxpool`` (and ``maxpool_grad``), ``avgpool``, ``gap``, ``flatten``, ``fc``,
   ``batchnorm_train``, ``batchnorm_eval``, ``lrn``, ``relu``, ``tanh``, ``sigmoid``,
   ``gelu``, ``softmax``, ``lrelu``, ``elu``, ``skip_projection``, ``concat``, ``add``
 """
@@ -25,7 +25,7 @@ import numpy as np
 
 __all__ = [
     "same_padding", "out_size", "conv_padding", "pair",
-    "conv2d", "maxpool", "avgpool", "gap", "flatten", "fc",
+    "conv2d", "maxpool", "maxpool_grad", "avgpool", "gap", "flatten", "fc",
     "batchnorm_train", "batchnorm_eval", "lrn",
     "relu", "tanh", "sigmoid", "gelu", "softmax", "lrelu", "elu",
     "skip_projection", "concat", "add",
@@ -161,6 +161,31 @@ def maxpool(x, window=2, stride=None, padding=((0, 0), (0, 0)), ceil=False):
                                 best = x[n, r, q, ch]
                     out[n, i, j, ch] = best
     return out
+
+
+def maxpool_grad(x, g, window=2, stride=None, padding=((0, 0), (0, 0)), ceil=False):
+    """The gradient of ``sum(maxpool(x) * g)`` by x: each window's g goes to its first
+    maximum in row-major order (PyTorch's and XLA select-and-scatter's rule); windows that
+    overlap add their shares."""
+    x, g = _f64(x), _f64(g)
+    kh, kw = pair(window)
+    sh, sw = pair(window if stride is None else stride)
+    (pt, pb), (pl, pr) = padding
+    n_, h, wd, c = x.shape
+    rows = _pool_windows(h, kh, sh, pt, pb, ceil)
+    cols = _pool_windows(wd, kw, sw, pl, pr, ceil)
+    dx = np.zeros_like(x)
+    for n in range(n_):
+        for i, (r0, r1, _) in enumerate(rows):
+            for j, (q0, q1, _) in enumerate(cols):
+                for ch in range(c):
+                    best, at = -math.inf, None
+                    for r in range(r0, r1):
+                        for q in range(q0, q1):
+                            if x[n, r, q, ch] > best:
+                                best, at = x[n, r, q, ch], (r, q)
+                    dx[n, at[0], at[1], ch] += g[n, i, j, ch]
+    return dx
 
 
 def avgpool(x, window=2, stride=None, padding=((0, 0), (0, 0)), ceil=False):

@@ -80,6 +80,10 @@ Adding a layer kind: an entry in ``patternnet/layers.py``, a shape rule in
 has parameters or state) in ``patternnet/backend/layers.py``.
 """
 
+from .. import xla_cpu as _xla_cpu
+
+_xla_cpu.configure()  # before JAX's CPU backend starts (patternnet/xla_cpu.py)
+
 from .layers import INIT_FNS, LAYER_FNS, Ctx, Layer
 
 # ``model`` (which imports the checker) is imported on first use, so that

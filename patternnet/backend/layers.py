@@ -29,6 +29,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from .maxpool import max_pool, reduce_max
+
 _DN = ("NHWC", "HWIO", "NHWC")
 SKIP_BN_EPS = 1e-5        # the projection's BN: torchvision's BatchNorm2d defaults
 SKIP_BN_MOMENTUM = 0.1
@@ -104,7 +106,7 @@ class Init:
 
 def conv(layer: Layer, p, s, x, ctx):
     a = layer.args
-    if a["groups"] == 1 and _kernel_exceeds_output(layer) and _patches_pay():
+    if a["groups"] == 1 and _kernel_exceeds_output(layer) and _on_cpu():
         y = conv_patches(x, p["w"], a["stride"], a["padding"], a["dilation"])
     else:
         y = lax.conv_general_dilated(x, p["w"], a["stride"], a["padding"],
@@ -127,10 +129,12 @@ def _kernel_exceeds_output(layer: Layer) -> bool:
     return oh < dh * (kh - 1) + 1 or ow < dw * (kw - 1) + 1
 
 
-def _patches_pay() -> bool:
-    """The slowness is XLA:CPU's (measured there only); elsewhere, e.g. cuDNN on a GPU,
-    the convolution stays as it is."""
+def _on_cpu() -> bool:
+    """Whether the lowerings chosen for XLA:CPU apply: its slowness was measured there
+    only; elsewhere, e.g. cuDNN on a GPU, lax's own ops stay as they are."""
     return jax.default_backend() == "cpu"
+
+
 
 
 def conv_patches(x, w, stride, padding, dilation):
@@ -184,8 +188,12 @@ def _window(layer: Layer):
 
 
 def maxpool(layer: Layer, p, s, x, ctx):
+    """On the CPU, ``maxpool.max_pool``: the same values, a derivative without XLA:CPU's
+    slow select-and-scatter (measured there only, like ``conv_patches``)."""
     dims, strides, pads = _window(layer)
-    return lax.reduce_window(x, np.array(-np.inf, x.dtype), lax.max, dims, strides, pads), None
+    if _on_cpu():
+        return max_pool(x, dims[1:3], strides[1:3], (tuple(pads[1]), tuple(pads[2]))), None
+    return reduce_max(x, dims[1:3], strides[1:3], (tuple(pads[1]), tuple(pads[2]))), None
 
 
 def _avg_divisor(layer: Layer) -> np.ndarray:
