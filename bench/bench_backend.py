@@ -1,33 +1,37 @@
-"""Train-step benchmark: PatternNet's jitted step against hand-written Flax linen and
-PyTorch eager (issue 5).
+"""Train-step benchmark (issue 11): PatternNet against hand-written Flax linen and
+PyTorch eager, each framework in its own fresh process, rounds interleaved.
 
-    .venv/bin/pip install -e '.[bench]'      # flax, torch==2.13.0 (bench-only)
-    .venv/bin/python bench/bench_backend.py [--steps 15] [--warmup 3] [--nets cnn resnet18]
+    .venv/bin/pip install -e '.[bench]'      # flax, torch==2.13.0+cpu (bench-only)
+    .venv/bin/python bench/bench_backend.py [--rounds 5] [--per-round 2] [--nets ...]
 
-Nets: ``INPUT(32x32x3) -> [[CONV -> RELU]*2 -> POOL?]*3 -> [FC -> RELU]*1 -> FC`` at
-batch 128, and ResNet-18 of examples/resnet.pn at 64x64x3 (1000 classes), batch 32.  The
-Flax and PyTorch versions mirror the checker's resolved layers (parameter counts are
-asserted equal).  Same optimizer everywhere: SGD lr 0.01, momentum 0.9
-(``optax.sgd`` / ``torch.optim.SGD``); the same random inputs (NHWC for JAX, NCHW for
-torch) and integer labels; softmax cross-entropy, training mode.
+Nets, batch 128, SGD lr 0.01 momentum 0.9, softmax cross-entropy, training mode:
+* ``card``: ``INPUT(32x32x3) -> [[CONV -> RELU]*2 -> POOL?]*3 -> [FC -> RELU]*1 -> FC(10)``;
+* ``resnet18``: CIFAR ResNet-18, bench/nets/cifar_resnet18.pn (3x3 stem, no max pool);
+* ``mobilenet``: MobileNetV2 for CIFAR, bench/nets/mobilenet_v2_cifar.pn (depthwise).
 
-Per framework: compile time = the first call of the jitted step (trace + compile + one
-run, blocked on); then --warmup steps; then --steps timed steps, interleaved in rounds
-(one step of each framework per round) so machine load hits all alike; each step
-blocked until done.  Prints a Markdown table and writes bench/results/backend.json
-(atomically) with machine info and a quick HLO comparison (op counts of the lowered
-steps and XLA's cost analysis).  A framework that cannot be imported is skipped.
+Participants, one child process each (``--child``), all alive during a net's rounds:
+* ``PatternNet``: ``model.train_step`` as shipped (PatternNet configures XLA:CPU itself);
+* ``Flax (JAX default)``: hand-written linen, JAX's default configuration, as its users
+  run it; ``Flax (PatternNet flags)``: the same with PatternNet's XLA_FLAGS;
+* ``PyTorch eager``: ``torch.set_num_threads(cores)``;
+* ``dot``: a 2048x2048 float32 matmul in JAX, timed every round: the machine's dot
+  ceiling under the same load.
+The same inputs everywhere (NHWC for JAX, NCHW for torch), parameter counts asserted
+equal to the checker's.  Each child reports the first call (trace + compile + one step)
+and then, per round, ``--per-round`` steps, each blocked on.  Medians and min-max over
+all timed steps; achieved GFLOP/s = 3 x the checker's forward FLOPs (2 x MACs x batch) /
+step time (a backward pass costs about twice the forward).  Writes
+bench/results/backend.json atomically and prints a Markdown table.
 """
 
 from __future__ import annotations
 
 import argparse
-import collections
 import json
 import os
 import platform
-import re
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -35,344 +39,255 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import optax  # noqa: E402
-
-import patternnet  # noqa: E402
-from patternnet.atomic import write_atomic  # noqa: E402
-
-try:
-    import flax
-    import flax.linen as nn
-except ImportError:  # pragma: no cover
-    flax = nn = None
-try:
-    import torch
-    import torch.nn as tnn
-    import torch.nn.functional as F
-except ImportError:  # pragma: no cover
-    torch = tnn = F = None
-
-LR, MOMENTUM = 0.01, 0.9
-CNN_SRC = "INPUT(32x32x3) -> [[CONV -> RELU]*2 -> POOL?]*3 -> [FC -> RELU]*1 -> FC"
-
-
-def resnet18_src() -> str:
-    src = (ROOT / "examples" / "resnet.pn").read_text()
-    old = "resnet18 = INPUT(224x224x3)"
-    assert old in src
-    return src.replace(old, "resnet18 = INPUT(64x64x3)")
-
-
+LR, MOMENTUM, BATCH = 0.01, 0.9, 128
+CARD = "INPUT(32x32x3) -> [[CONV -> RELU]*2 -> POOL?]*3 -> [FC -> RELU]*1 -> FC(10)"
 NETS = {
-    "cnn": dict(label="CNN 32x32x3, batch 128", src=CNN_SRC, net=None, batch=128,
-                hw=32, classes=10),
-    "resnet18": dict(label="ResNet-18 64x64x3, batch 32", src=None, net="resnet18",
-                     batch=32, hw=64, classes=1000),
+    "card": dict(label="card net 32x32x3", src=CARD),
+    "resnet18": dict(label="CIFAR ResNet-18", path="bench/nets/cifar_resnet18.pn"),
+    "mobilenet": dict(label="MobileNetV2 (CIFAR)", path="bench/nets/mobilenet_v2_cifar.pn"),
 }
+PARTICIPANTS = ("PatternNet", "Flax (JAX default)", "Flax (PatternNet flags)",
+                "PyTorch eager", "dot")
 
 
-# --- Flax linen ------------------------------------------------------------------------
-
-if nn is not None:
-    class FlaxCNN(nn.Module):
-        classes: int = 10
-
-        @nn.compact
-        def __call__(self, x, train: bool = True):
-            for f in (32, 64, 128):
-                for _ in range(2):
-                    x = nn.relu(nn.Conv(f, (3, 3), padding="SAME")(x))
-                x = nn.max_pool(x, (2, 2), (2, 2))
-            x = x.reshape((x.shape[0], -1))          # NHWC row-major, as PatternNet's FC
-            x = nn.relu(nn.Dense(128)(x))
-            return nn.Dense(self.classes)(x)
-
-    def _bn(train):
-        return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5)
-
-    class FlaxBasic(nn.Module):
-        c: int
-        s: int = 1
-
-        @nn.compact
-        def __call__(self, x, train: bool = True):
-            y = nn.Conv(self.c, (3, 3), (self.s, self.s), padding=((1, 1), (1, 1)),
-                        use_bias=False)(x)
-            y = nn.relu(_bn(train)(y))
-            y = nn.Conv(self.c, (3, 3), padding=((1, 1), (1, 1)), use_bias=False)(y)
-            y = _bn(train)(y)
-            if x.shape != y.shape:
-                x = nn.Conv(self.c, (1, 1), (self.s, self.s), padding="VALID",
-                            use_bias=False)(x)
-                x = _bn(train)(x)
-            return nn.relu(y + x)
-
-    class FlaxResNet18(nn.Module):
-        classes: int = 1000
-
-        @nn.compact
-        def __call__(self, x, train: bool = True):
-            x = nn.Conv(64, (7, 7), (2, 2), padding=((3, 3), (3, 3)), use_bias=False)(x)
-            x = nn.relu(_bn(train)(x))
-            x = nn.max_pool(x, (3, 3), (2, 2), padding=((1, 1), (1, 1)))
-            for c, s in ((64, 1), (128, 2), (256, 2), (512, 2)):
-                x = FlaxBasic(c, s)(x, train)
-                x = FlaxBasic(c, 1)(x, train)
-            x = jnp.mean(x, axis=(1, 2))
-            return nn.Dense(self.classes)(x)
+def net_source(name: str) -> str:
+    cfg = NETS[name]
+    return cfg["src"] if "src" in cfg else (ROOT / cfg["path"]).read_text()
 
 
-def flax_setup(name, cfg, x, labels, opt):
-    module = FlaxCNN(cfg["classes"]) if name == "cnn" else FlaxResNet18(cfg["classes"])
+def inputs(seed=0):
+    import numpy as np
+    rs = np.random.RandomState(seed)
+    x = rs.standard_normal((BATCH, 32, 32, 3)).astype(np.float32)
+    return x, rs.randint(0, 10, size=(BATCH,)).astype(np.int32)
+
+
+# --- the children: each builds one step function and serves "run K" -------------------
+
+def patternnet_step(name):
+    import jax
+    import numpy as np
+    import optax
+
+    import patternnet
+    model = patternnet.compile(net_source(name))
+    params, state = model.init(jax.random.key(0))
+    opt = optax.sgd(LR, momentum=MOMENTUM)
+    step = model.train_step(opt)
+    x, y = (jax.numpy.asarray(a) for a in inputs())
+    carry = [params, state, opt.init(params)]
+    rng = jax.random.key(1)
+
+    def run():
+        p, s, o, loss = step(*carry, x, y, rng)
+        jax.block_until_ready((p, loss))
+        carry[:] = [p, s, o]
+    n = sum(int(np.prod(a.shape)) for a in jax.tree_util.tree_leaves(params))
+    return run, n
+
+
+def flax_step(name):
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    import optax
+
+    import flax_nets
+    module = flax_nets.build(name)
+    x, y = (jnp.asarray(a) for a in inputs())
     variables = module.init(jax.random.key(0), x[:2], train=False)
-    params = variables["params"]
-    stats = variables.get("batch_stats", {})
-    opt_state = opt.init(params)
+    params, stats = variables["params"], variables.get("batch_stats", {})
+    opt = optax.sgd(LR, momentum=MOMENTUM)
 
-    def loss_fn(params, stats, x, labels):
+    def loss_fn(params, stats, x, y):
         if stats:
             logits, upd = module.apply({"params": params, "batch_stats": stats}, x,
                                        train=True, mutable=["batch_stats"])
             stats = upd["batch_stats"]
         else:
             logits = module.apply({"params": params}, x, train=True)
-        loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
-        return loss, stats
+        return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean(), stats
 
-    def step(params, stats, opt_state, x, labels):
-        (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-            params, stats, x, labels)
+    @jax.jit
+    def step(params, stats, opt_state, x, y):
+        (loss, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, stats, x, y)
         updates, opt_state = opt.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), stats, opt_state, loss
-
-    jstep = jax.jit(step)
-    carry = [params, stats, opt_state]
+    carry = [params, stats, opt.init(params)]
 
     def run():
-        p, s, o, loss = jstep(*carry, x, labels)
-        jax.block_until_ready(loss)
-        jax.block_until_ready(p)
+        p, s, o, loss = step(*carry, x, y)
+        jax.block_until_ready((p, loss))
         carry[:] = [p, s, o]
-        return loss
-
     n = sum(int(np.prod(a.shape)) for a in jax.tree_util.tree_leaves(params))
-    return run, n, lambda: jstep.lower(params, stats, opt_state, x, labels)
+    return run, n
 
 
-def patternnet_setup(name, cfg, x, labels, opt):
-    src = cfg["src"] if name == "cnn" else resnet18_src()
-    model = patternnet.compile(src, net=cfg["net"])
-    assert model.output_shape == (cfg["classes"],), model.output_shape
-    params, state = model.init(jax.random.key(0))
-    opt_state = opt.init(params)
-    jstep = model.train_step(opt)
-    rng = jax.random.key(1)
-    carry = [params, state, opt_state]
+def torch_step(name):
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
 
-    def run():
-        p, s, o, loss = jstep(*carry, x, labels, rng)
-        jax.block_until_ready(loss)
-        jax.block_until_ready(p)
-        carry[:] = [p, s, o]
-        return loss
-
-    n = sum(int(np.prod(a.shape)) for a in jax.tree_util.tree_leaves(params))
-    assert n == model.checked.params, (n, model.checked.params)
-    return run, n, lambda: jstep.lower(params, state, opt_state, x, labels, rng), model
-
-
-# --- PyTorch ---------------------------------------------------------------------------
-
-if tnn is not None:
-    class TorchCNN(tnn.Module):
-        def __init__(self, classes=10):
-            super().__init__()
-            layers, c = [], 3
-            for f in (32, 64, 128):
-                for _ in range(2):
-                    layers += [tnn.Conv2d(c, f, 3, padding=1), tnn.ReLU()]
-                    c = f
-                layers.append(tnn.MaxPool2d(2, 2))
-            layers += [tnn.Flatten(), tnn.Linear(4 * 4 * 128, 128), tnn.ReLU(),
-                       tnn.Linear(128, classes)]
-            self.net = tnn.Sequential(*layers)
-
-        def forward(self, x):
-            return self.net(x)
-
-    class TorchBasic(tnn.Module):
-        def __init__(self, cin, c, s=1):
-            super().__init__()
-            self.conv1 = tnn.Conv2d(cin, c, 3, s, 1, bias=False)
-            self.bn1 = tnn.BatchNorm2d(c)
-            self.conv2 = tnn.Conv2d(c, c, 3, 1, 1, bias=False)
-            self.bn2 = tnn.BatchNorm2d(c)
-            self.down = None
-            if s != 1 or cin != c:
-                self.down = tnn.Sequential(tnn.Conv2d(cin, c, 1, s, bias=False),
-                                           tnn.BatchNorm2d(c))
-
-        def forward(self, x):
-            y = F.relu(self.bn1(self.conv1(x)))
-            y = self.bn2(self.conv2(y))
-            return F.relu(y + (x if self.down is None else self.down(x)))
-
-    class TorchResNet18(tnn.Module):
-        def __init__(self, classes=1000):
-            super().__init__()
-            self.stem = tnn.Sequential(tnn.Conv2d(3, 64, 7, 2, 3, bias=False),
-                                       tnn.BatchNorm2d(64), tnn.ReLU(),
-                                       tnn.MaxPool2d(3, 2, 1))
-            blocks, cin = [], 64
-            for c, s in ((64, 1), (128, 2), (256, 2), (512, 2)):
-                blocks += [TorchBasic(cin, c, s), TorchBasic(c, c)]
-                cin = c
-            self.blocks = tnn.Sequential(*blocks)
-            self.fc = tnn.Linear(512, classes)
-
-        def forward(self, x):
-            x = self.blocks(self.stem(x))
-            return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
-
-
-def torch_setup(name, cfg, x, labels):
+    import torch_nets
+    torch.set_num_threads(os.cpu_count() or 1)
     torch.manual_seed(0)
-    model = TorchCNN(cfg["classes"]) if name == "cnn" else TorchResNet18(cfg["classes"])
+    model = torch_nets.build(name)
     model.train()
     opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
-    tx = torch.from_numpy(np.ascontiguousarray(np.asarray(x).transpose(0, 3, 1, 2)))
-    ty = torch.from_numpy(np.asarray(labels).astype(np.int64))
+    x, y = inputs()
+    tx = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+    ty = torch.from_numpy(y.astype(np.int64))
 
     def run():
         opt.zero_grad(set_to_none=True)
         loss = F.cross_entropy(model(tx), ty)
         loss.backward()
         opt.step()
-        return loss.item()
-
-    n = sum(p.numel() for p in model.parameters())
-    return run, n
+        loss.item()
+    return run, sum(p.numel() for p in model.parameters())
 
 
-# --- measurement -----------------------------------------------------------------------
+def dot_step(name):
+    import jax
+    import jax.numpy as jnp
+    a = jax.random.normal(jax.random.key(0), (2048, 2048), jnp.float32)
+    f = jax.jit(lambda a: a @ a)
 
-def hlo_ops(lowered) -> dict:
-    """Op counts of the StableHLO text, and XLA's cost analysis of the compiled step."""
-    text = lowered.as_text()
-    ops = collections.Counter(re.findall(r"= (?:\"?)(stablehlo\.[a-z_]+)", text))
-    keep = ("convolution", "reduce_window", "select_and_scatter", "reduce", "dot_general",
-            "transpose", "broadcast_in_dim", "add", "multiply")
-    out = {"total_ops": sum(ops.values())}
-    out.update({k: ops.get("stablehlo." + k, 0) for k in keep})
-    try:
-        ca = lowered.compile().cost_analysis()
-        if isinstance(ca, list):
-            ca = ca[0]
-        out["xla_flops"] = float(ca.get("flops", float("nan")))
-        out["xla_bytes_accessed"] = float(ca.get("bytes accessed", float("nan")))
-    except Exception as e:  # pragma: no cover
-        out["cost_analysis_error"] = repr(e)
-    return out
+    def run():
+        jax.block_until_ready(f(a))
+    return run, 0
 
 
-def bench_net(name, steps, warmup):
-    cfg = NETS[name]
-    rs = np.random.RandomState(0)
-    xn = rs.standard_normal((cfg["batch"], cfg["hw"], cfg["hw"], 3)).astype(np.float32)
-    yn = rs.randint(0, cfg["classes"], size=(cfg["batch"],)).astype(np.int32)
-    x, labels = jnp.asarray(xn), jnp.asarray(yn)
-    opt = optax.sgd(LR, momentum=MOMENTUM)
+CHILDREN = {"PatternNet": patternnet_step, "Flax (JAX default)": flax_step,
+            "Flax (PatternNet flags)": flax_step, "PyTorch eager": torch_step,
+            "dot": dot_step}
 
-    runs, counts, compile_s, hlo = {}, {}, {}, {}
-    run, n, lowered, model = patternnet_setup(name, cfg, x, labels, opt)
-    runs["PatternNet"], counts["PatternNet"] = run, n
-    lowereds = {"PatternNet": lowered}
-    scan_mode = {"scan": model.scan, "scanned": [str(s) for s in model.scanned()]}
-    if nn is not None:
-        run, n, lowered = flax_setup(name, cfg, x, labels, opt)
-        runs["Flax"], counts["Flax"] = run, n
-        lowereds["Flax"] = lowered
-    if torch is not None:
-        run, n = torch_setup(name, cfg, xn, yn)
-        runs["PyTorch"], counts["PyTorch"] = run, n
-    assert len(set(counts.values())) == 1, counts
 
-    for fw, run in runs.items():
-        t = time.perf_counter()
-        run()
-        compile_s[fw] = time.perf_counter() - t
-        for _ in range(warmup):
-            run()
-    times = {fw: [] for fw in runs}
-    for r in range(steps):
-        order = list(runs) if r % 2 == 0 else list(reversed(runs))
-        for fw in order:
+def child(who: str, name: str) -> int:
+    sys.path.insert(0, str(ROOT / "bench"))
+    import jax
+    t = time.perf_counter()
+    run, n = CHILDREN[who](name)
+    run()
+    first = time.perf_counter() - t
+    run()  # one warm-up step
+    print(json.dumps({"ready": True, "params": n, "first_s": first,
+                      "xla_flags": os.environ.get("XLA_FLAGS", ""),
+                      "jax": jax.__version__}), flush=True)
+    for line in sys.stdin:
+        k = int(line.split()[1]) if line.startswith("run") else 0
+        if not k:
+            break
+        times = []
+        for _ in range(k):
             t = time.perf_counter()
-            runs[fw]()
-            times[fw].append(time.perf_counter() - t)
-    # after the clock: an ahead-of-time compile must not warm the timed first call
-    hlo = {fw: hlo_ops(lw()) for fw, lw in lowereds.items()}
+            run()
+            times.append(time.perf_counter() - t)
+        print(json.dumps({"times": times}), flush=True)
+    return 0
+
+
+# --- the parent: one process per participant, rounds interleaved ---------------------
+
+def child_env(who: str) -> dict:
+    from patternnet import xla_cpu
+    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", xla_cpu.OPT_OUT)}
+    if who == "Flax (PatternNet flags)" or who == "dot":
+        env["XLA_FLAGS"] = " ".join(xla_cpu.FLAGS)
+    env["JAX_PLATFORMS"] = env.get("JAX_PLATFORMS", "cpu")
+    return env
+
+
+def bench_net(name: str, rounds: int, per_round: int, who_all) -> dict:
+    import patternnet
+    checked = patternnet.check(net_source(name))
+    flops = 3 * 2 * checked.totals.macs * BATCH
+    procs, info = {}, {}
+    for who in who_all:  # started one at a time: compiles do not overlap
+        p = subprocess.Popen([sys.executable, __file__, "--child", who, "--net", name],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                             env=child_env(who), cwd=ROOT)
+        line = p.stdout.readline()
+        if not line:
+            raise SystemExit(f"{who} on {name}: the child died (see its stderr above)")
+        procs[who], info[who] = p, json.loads(line)
+    counts = {w: i["params"] for w, i in info.items() if w != "dot"}
+    assert set(counts.values()) == {checked.params}, (counts, checked.params)
+    times = {w: [] for w in procs}
+    for r in range(rounds):
+        order = list(procs) if r % 2 == 0 else list(reversed(procs))
+        for who in order:
+            procs[who].stdin.write(f"run {per_round}\n")
+            procs[who].stdin.flush()
+            times[who] += json.loads(procs[who].stdout.readline())["times"]
+    for p in procs.values():
+        p.stdin.write("quit\n")
+        p.stdin.flush()
+        p.wait(timeout=60)
+    dot_gflops = [2 * 2048 ** 3 / t / 1e9 for t in times.get("dot", [])]
     rows = []
-    med = {fw: statistics.median(ts) for fw, ts in times.items()}
-    for fw in runs:
-        rows.append({
-            "net": cfg["label"], "framework": fw, "params": counts[fw],
-            "compile_s": compile_s[fw] if fw != "PyTorch" else None,
-            "first_step_s": compile_s[fw],
-            "load_avg_1m": os.getloadavg()[0],
-            "median_ms": med[fw] * 1e3, "min_ms": min(times[fw]) * 1e3,
-            "steps_ms": [t * 1e3 for t in times[fw]],
-            "ratio_to_flax": med[fw] / med["Flax"] if "Flax" in med else None,
-            "ratio_to_pytorch": med[fw] / med["PyTorch"] if "PyTorch" in med else None,
-        })
-    return rows, hlo, scan_mode
+    for who, ts in times.items():
+        if who == "dot":
+            continue
+        med = statistics.median(ts)
+        rows.append({"net": NETS[name]["label"], "framework": who, "params": counts[who],
+                     "first_step_s": info[who]["first_s"], "xla_flags": info[who]["xla_flags"],
+                     "median_ms": med * 1e3, "min_ms": min(ts) * 1e3, "max_ms": max(ts) * 1e3,
+                     "steps_ms": [t * 1e3 for t in ts], "gflops": flops / med / 1e9})
+    by = {r["framework"]: r["median_ms"] for r in rows}
+    for r in rows:
+        r["x_pytorch"] = r["median_ms"] / by["PyTorch eager"] if "PyTorch eager" in by else None
+        r["x_flax_default"] = (r["median_ms"] / by["Flax (JAX default)"]
+                               if "Flax (JAX default)" in by else None)
+    return {"rows": rows, "macs": checked.totals.macs, "step_gflop": flops / 1e9,
+            "dot_gflops_median": statistics.median(dot_gflops) if dot_gflops else None,
+            "dot_gflops_max": max(dot_gflops) if dot_gflops else None}
+
+
+def table(results: dict) -> str:
+    out = ["| net | framework | median ms (min-max) | first call s | x PyTorch | "
+           "x Flax default | GFLOP/s | % of dot |",
+           "|---|---|--:|--:|--:|--:|--:|--:|"]
+    for res in results.values():
+        dot = res["dot_gflops_median"]
+        for r in res["rows"]:
+            pct = f"{100 * r['gflops'] / dot:.0f}" if dot else ""
+            out.append(f"| {r['net']} | {r['framework']} | {r['median_ms']:.0f} "
+                       f"({r['min_ms']:.0f}-{r['max_ms']:.0f}) | {r['first_step_s']:.1f} | "
+                       f"{r['x_pytorch']:.2f} | {r['x_flax_default']:.2f} | "
+                       f"{r['gflops']:.0f} | {pct} |")
+    return "\n".join(out)
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=15)
-    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--per-round", type=int, default=2)
     ap.add_argument("--nets", nargs="+", default=list(NETS), choices=list(NETS))
+    ap.add_argument("--only", nargs="+", default=list(PARTICIPANTS), choices=PARTICIPANTS)
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "backend.json"))
+    ap.add_argument("--child", choices=PARTICIPANTS, help=argparse.SUPPRESS)
+    ap.add_argument("--net", choices=list(NETS), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    threads = os.cpu_count() or 1
-    if torch is not None:
-        torch.set_num_threads(threads)
+    if args.child:
+        return child(args.child, args.net)
+    results = {name: bench_net(name, args.rounds, args.per_round, args.only)
+               for name in args.nets}
+    print(table(results))
+    import jax
+    import torch
 
-    all_rows, hlo, scan = [], {}, {}
-    for name in args.nets:
-        rows, hlo[name], scan[name] = bench_net(name, args.steps, args.warmup)
-        all_rows += rows
-
-    def f(v, fmt):
-        return "" if v is None else format(v, fmt)
-    print("| net | framework | compile s | median step ms | min ms | x Flax | x PyTorch |")
-    print("|---|---|--:|--:|--:|--:|--:|")
-    for r in all_rows:
-        print(f"| {r['net']} | {r['framework']} | {f(r['compile_s'], '.2f')} | "
-              f"{r['median_ms']:.1f} | {r['min_ms']:.1f} | {f(r['ratio_to_flax'], '.2f')} | "
-              f"{f(r['ratio_to_pytorch'], '.2f')} |")
-    print(json.dumps(hlo, indent=1))
-
+    from patternnet.atomic import write_atomic
     result = {
-        "benchmark": "backend train step vs Flax linen and PyTorch eager (issue 5)",
-        "machine": {
-            "platform": platform.platform(), "processor": platform.processor(),
-            "cpu_count": os.cpu_count(), "python": platform.python_version(),
-            "jax": jax.__version__, "jax_backend": jax.default_backend(),
-            "optax": optax.__version__,
-            "flax": getattr(flax, "__version__", None),
-            "torch": getattr(torch, "__version__", None),
-            "torch_threads": torch.get_num_threads() if torch is not None else None,
-        },
-        "optimizer": f"SGD lr={LR} momentum={MOMENTUM}",
-        "steps": args.steps, "warmup": args.warmup,
-        "patternnet_scan": scan,
-        "rows": all_rows,
-        "hlo": hlo,
+        "benchmark": "train step, batch 128: PatternNet vs Flax linen vs PyTorch eager "
+                     "(issue 11); each participant in its own process, rounds interleaved",
+        "machine": {"platform": platform.platform(), "processor": platform.processor(),
+                    "cpu_count": os.cpu_count(), "python": platform.python_version(),
+                    "jax": jax.__version__, "torch": torch.__version__,
+                    "load_avg_1m_at_end": os.getloadavg()[0]},
+        "optimizer": f"SGD lr={LR} momentum={MOMENTUM}", "batch": BATCH,
+        "rounds": args.rounds, "per_round": args.per_round,
+        "nets": results,
     }
     write_atomic(args.out, json.dumps(result, indent=1) + "\n")
     return 0
