@@ -82,6 +82,7 @@ def patternnet_step(name):
         p, s, o, loss = step(*carry, x, y, rng)
         jax.block_until_ready((p, loss))
         carry[:] = [p, s, o]
+        return loss
     n = sum(int(np.prod(a.shape)) for a in jax.tree_util.tree_leaves(params))
     return run, n
 
@@ -131,19 +132,20 @@ def torch_step(name):
     import torch_nets
     torch.set_num_threads(os.cpu_count() or 1)
     torch.manual_seed(0)
-    model = torch_nets.build(name)
+    dev = "cuda" if os.environ.get("JAX_PLATFORMS") == "cuda" else "cpu"
+    model = torch_nets.build(name).to(dev)
     model.train()
     opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
     x, y = inputs()
-    tx = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
-    ty = torch.from_numpy(y.astype(np.int64))
+    tx = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))).to(dev)
+    ty = torch.from_numpy(y.astype(np.int64)).to(dev)
 
     def run():
         opt.zero_grad(set_to_none=True)
         loss = F.cross_entropy(model(tx), ty)
         loss.backward()
         opt.step()
-        loss.item()
+        loss.item()  # waits for the device
     return run, sum(p.numel() for p in model.parameters())
 
 
@@ -163,7 +165,7 @@ CHILDREN = {"PatternNet": patternnet_step, "Flax (JAX default)": flax_step,
             "dot": dot_step}
 
 
-def child(who: str, name: str) -> int:
+def child(who: str, name: str, report_loss: bool = False) -> int:
     sys.path.insert(0, str(ROOT / "bench"))
     import jax
     t = time.perf_counter()
@@ -181,9 +183,12 @@ def child(who: str, name: str) -> int:
         times = []
         for _ in range(k):
             t = time.perf_counter()
-            run()
+            loss = run()
             times.append(time.perf_counter() - t)
-        print(json.dumps({"times": times}), flush=True)
+        out = {"times": times}
+        if report_loss:  # after the clock: the step's loss, for agreement across settings
+            out["loss"] = float(loss)
+        print(json.dumps(out), flush=True)
     return 0
 
 
@@ -194,8 +199,11 @@ def child_env(who: str) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", xla_cpu.OPT_OUT)}
     if who == "Flax (PatternNet flags)" or who == "dot":
         env["XLA_FLAGS"] = " ".join(xla_cpu.FLAGS)
-    env["JAX_PLATFORMS"] = env.get("JAX_PLATFORMS", "cpu")
+    env["JAX_PLATFORMS"] = DEVICE[0]
     return env
+
+
+DEVICE = ["cpu"]  # --device: "cuda" runs JAX and PyTorch on the GPU (bench/gpu_check.sh)
 
 
 def bench_net(name: str, rounds: int, per_round: int, who_all) -> dict:
@@ -265,12 +273,17 @@ def main(argv=None) -> int:
     ap.add_argument("--per-round", type=int, default=2)
     ap.add_argument("--nets", nargs="+", default=list(NETS), choices=list(NETS))
     ap.add_argument("--only", nargs="+", default=list(PARTICIPANTS), choices=PARTICIPANTS)
-    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "backend.json"))
+    ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    ap.add_argument("--out", default=None, help="default: bench/results/backend[_cuda].json")
     ap.add_argument("--child", choices=PARTICIPANTS, help=argparse.SUPPRESS)
     ap.add_argument("--net", choices=list(NETS), help=argparse.SUPPRESS)
+    ap.add_argument("--report-loss", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
-        return child(args.child, args.net)
+        return child(args.child, args.net, args.report_loss)
+    DEVICE[0] = args.device
+    out = args.out or str(ROOT / "bench" / "results" /
+                          ("backend.json" if args.device == "cpu" else "backend_cuda.json"))
     results = {name: bench_net(name, args.rounds, args.per_round, args.only)
                for name in args.nets}
     print(table(results))
@@ -284,12 +297,13 @@ def main(argv=None) -> int:
         "machine": {"platform": platform.platform(), "processor": platform.processor(),
                     "cpu_count": os.cpu_count(), "python": platform.python_version(),
                     "jax": jax.__version__, "torch": torch.__version__,
+                    "device": args.device,
                     "load_avg_1m_at_end": os.getloadavg()[0]},
         "optimizer": f"SGD lr={LR} momentum={MOMENTUM}", "batch": BATCH,
         "rounds": args.rounds, "per_round": args.per_round,
         "nets": results,
     }
-    write_atomic(args.out, json.dumps(result, indent=1) + "\n")
+    write_atomic(out, json.dumps(result, indent=1) + "\n")
     return 0
 
 

@@ -139,42 +139,16 @@ def _pool_windows(size, kernel, stride, lo, hi, ceil):
     return wins
 
 
-def maxpool(x, window=2, stride=None, padding=((0, 0), (0, 0)), ceil=False):
-    """Max over each window; padded positions (and positions past the padded input that a
-    ceil-mode window covers) never win: the max runs over the real input only."""
-    x = _f64(x)
+def _max_windows(x, window, stride, padding, ceil):
+    """Each max-pool window's first maximum over the real input (padded positions, and
+    positions past the padded input that a ceil-mode window covers, never win), in
+    row-major order: yields (n, i, j, ch, best value, (row, col) of it)."""
     kh, kw = pair(window)
     sh, sw = pair(window if stride is None else stride)
     (pt, pb), (pl, pr) = padding
     n_, h, wd, c = x.shape
     rows = _pool_windows(h, kh, sh, pt, pb, ceil)
     cols = _pool_windows(wd, kw, sw, pl, pr, ceil)
-    out = np.zeros((n_, len(rows), len(cols), c))
-    for n in range(n_):
-        for i, (r0, r1, _) in enumerate(rows):
-            for j, (q0, q1, _) in enumerate(cols):
-                for ch in range(c):
-                    best = -math.inf
-                    for r in range(r0, r1):
-                        for q in range(q0, q1):
-                            if x[n, r, q, ch] > best:
-                                best = x[n, r, q, ch]
-                    out[n, i, j, ch] = best
-    return out
-
-
-def maxpool_grad(x, g, window=2, stride=None, padding=((0, 0), (0, 0)), ceil=False):
-    """The gradient of ``sum(maxpool(x) * g)`` by x: each window's g goes to its first
-    maximum in row-major order (PyTorch's and XLA select-and-scatter's rule); windows that
-    overlap add their shares."""
-    x, g = _f64(x), _f64(g)
-    kh, kw = pair(window)
-    sh, sw = pair(window if stride is None else stride)
-    (pt, pb), (pl, pr) = padding
-    n_, h, wd, c = x.shape
-    rows = _pool_windows(h, kh, sh, pt, pb, ceil)
-    cols = _pool_windows(wd, kw, sw, pl, pr, ceil)
-    dx = np.zeros_like(x)
     for n in range(n_):
         for i, (r0, r1, _) in enumerate(rows):
             for j, (q0, q1, _) in enumerate(cols):
@@ -184,7 +158,36 @@ def maxpool_grad(x, g, window=2, stride=None, padding=((0, 0), (0, 0)), ceil=Fal
                         for q in range(q0, q1):
                             if x[n, r, q, ch] > best:
                                 best, at = x[n, r, q, ch], (r, q)
-                    dx[n, at[0], at[1], ch] += g[n, i, j, ch]
+                    yield n, i, j, ch, best, at
+
+
+def _pool_out_shape(x, window, stride, padding, ceil):
+    kh, kw = pair(window)
+    sh, sw = pair(window if stride is None else stride)
+    (pt, pb), (pl, pr) = padding
+    n_, h, wd, c = x.shape
+    return (n_, len(_pool_windows(h, kh, sh, pt, pb, ceil)),
+            len(_pool_windows(wd, kw, sw, pl, pr, ceil)), c)
+
+
+def maxpool(x, window=2, stride=None, padding=((0, 0), (0, 0)), ceil=False):
+    """Max over each window; padded positions never win: the max runs over the real
+    input only."""
+    x = _f64(x)
+    out = np.zeros(_pool_out_shape(x, window, stride, padding, ceil))
+    for n, i, j, ch, best, _ in _max_windows(x, window, stride, padding, ceil):
+        out[n, i, j, ch] = best
+    return out
+
+
+def maxpool_grad(x, g, window=2, stride=None, padding=((0, 0), (0, 0)), ceil=False):
+    """The gradient of ``sum(maxpool(x) * g)`` by x: each window's g goes to its first
+    maximum in row-major order (PyTorch's and XLA select-and-scatter's rule); windows that
+    overlap add their shares."""
+    x, g = _f64(x), _f64(g)
+    dx = np.zeros_like(x)
+    for n, i, j, ch, _, (r, q) in _max_windows(x, window, stride, padding, ceil):
+        dx[n, r, q, ch] += g[n, i, j, ch]
     return dx
 
 
