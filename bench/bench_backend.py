@@ -18,8 +18,9 @@ Participants, one child process each (``--child``), all alive during a net's rou
   ceiling under the same load.
 The same inputs everywhere (NHWC for JAX, NCHW for torch), parameter counts asserted
 equal to the checker's.  Each child reports the first call (trace + compile + one step)
-and then, per round, ``--per-round`` steps, each blocked on.  Medians and min-max over
-all timed steps; achieved GFLOP/s = 3 x the checker's forward FLOPs (2 x MACs x batch) /
+and then, per round, ``--per-round`` steps, each blocked on.  A 0.5 s pause precedes each
+turn, so one participant's spinning worker threads do not slow the next.  Medians and
+min-max over all timed steps; achieved GFLOP/s = 3 x the checker's forward FLOPs (2 x MACs x batch) /
 step time (a backward pass costs about twice the forward).  Writes
 bench/results/backend.json atomically and prints a Markdown table.
 """
@@ -46,6 +47,9 @@ NETS = {
     "resnet18": dict(label="CIFAR ResNet-18", path="bench/nets/cifar_resnet18.pn"),
     "mobilenet": dict(label="MobileNetV2 (CIFAR)", path="bench/nets/mobilenet_v2_cifar.pn"),
 }
+# A pause before each participant's turn: the previous one's worker threads (OpenMP's,
+# Eigen's) spin for a while after its step and would slow whoever runs next.
+SETTLE_S = 0.5
 PARTICIPANTS = ("PatternNet", "Flax (JAX default)", "Flax (PatternNet flags)",
                 "PyTorch eager", "dot")
 
@@ -225,6 +229,7 @@ def bench_net(name: str, rounds: int, per_round: int, who_all) -> dict:
     for r in range(rounds):
         order = list(procs) if r % 2 == 0 else list(reversed(procs))
         for who in order:
+            time.sleep(SETTLE_S)
             procs[who].stdin.write(f"run {per_round}\n")
             procs[who].stdin.flush()
             times[who] += json.loads(procs[who].stdout.readline())["times"]

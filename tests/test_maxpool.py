@@ -82,10 +82,11 @@ def test_gradient_equals_lax_autodiff(shape, window, strides, padding):
             np.testing.assert_allclose(ours, theirs, rtol=0, atol=2 * _sum_bound(window, g))
 
 
-@settings(max_examples=30, deadline=None)
-@given(h=st.integers(1, 7), w=st.integers(1, 7), k=st.integers(1, 3), s=st.integers(1, 3),
-       p=st.integers(0, 1), seed=st.integers(0, 2**16))
-def test_random_configurations_match_the_reference(h, w, k, s, p, seed):
+CONFIGS = dict(h=st.integers(1, 7), w=st.integers(1, 7), k=st.integers(1, 3),
+               s=st.integers(1, 3), p=st.integers(0, 1), seed=st.integers(0, 2**16))
+
+
+def _check_random_configuration(h, w, k, s, p, seed):
     if h + 2 * p < k or w + 2 * p < k or p >= k:
         return  # no window fits, or a window of padding only (the checker rejects both)
     shape, window, strides, padding = (1, h, w, 2), (k, k), (s, s), ((p, p), (p, p))
@@ -95,6 +96,19 @@ def test_random_configurations_match_the_reference(h, w, k, s, p, seed):
     got = np.asarray(_our_grad(x, g, window, strides, padding))
     np.testing.assert_allclose(got, ref.maxpool_grad(x, g, window, strides, padding),
                                rtol=0, atol=_sum_bound(window, g))
+
+
+@settings(max_examples=15, deadline=None)
+@given(**CONFIGS)
+def test_random_configurations_match_the_reference(h, w, k, s, p, seed):
+    _check_random_configuration(h, w, k, s, p, seed)
+
+
+@pytest.mark.slow
+@settings(max_examples=300, deadline=None)
+@given(**CONFIGS)
+def test_many_random_configurations_match_the_reference(h, w, k, s, p, seed):
+    _check_random_configuration(h, w, k, s, p, seed)
 
 
 def test_forward_mode_and_second_order_work():
