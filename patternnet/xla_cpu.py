@@ -98,7 +98,7 @@ def _cpu_is_default() -> bool:
 
 
 def status() -> str:
-    """What ``configure`` would do now, in words (for tests and ``--debug``)."""
+    """What ``configure`` would do now, in words."""
     flags = os.environ.get("XLA_FLAGS", "")
     if os.environ.get(OPT_OUT, "").lower() == "jax":
         return "opted out"

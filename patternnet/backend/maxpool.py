@@ -4,7 +4,7 @@ select-and-scatter.
 XLA:CPU expands ``select_and_scatter`` (the transpose of ``reduce_window``'s max) into a
 variadic reduce-window that carries one int32 index array per dimension, plus a
 scatter: on the card net (three 2x2 pools at batch 128) that was 60 of 225 ms per train
-step (docs/performance.md, "Max pooling's gradient").  Here the gradient is computed
+step (docs/performance.md, "Where the card net's step went").  Here the gradient is computed
 from the window's taps: tap (i, j) is the strided slice of the padded input that holds
 each window's element (i, j); a tap gets the window's gradient where it equals the
 window's maximum and no earlier tap (row-major) did, which is the element that
