@@ -20,8 +20,8 @@ The same inputs everywhere (NHWC for JAX, NCHW for torch), parameter counts asse
 equal to the checker's.  Each child reports the first call (trace + compile + one step)
 and then, per round, ``--per-round`` steps, each blocked on.  A 0.5 s pause precedes each
 turn, so one participant's spinning worker threads do not slow the next.  Medians and
-min-max over all timed steps; achieved GFLOP/s = 3 x the checker's forward FLOPs (2 x MACs x batch) /
-step time (a backward pass costs about twice the forward).  Writes
+min-max over all timed steps; achieved GFLOP/s = 3 x the checker's forward FLOPs
+(2 x MACs x batch) / step time (a backward pass costs about twice the forward).  Writes
 bench/results/backend.json atomically and prints a Markdown table.
 """
 
@@ -210,33 +210,48 @@ def child_env(who: str) -> dict:
 DEVICE = ["cpu"]  # --device: "cuda" runs JAX and PyTorch on the GPU (bench/gpu_check.sh)
 
 
-def bench_net(name: str, rounds: int, per_round: int, who_all) -> dict:
-    import patternnet
-    checked = patternnet.check(net_source(name))
-    flops = 3 * 2 * checked.totals.macs * BATCH
+def start_children(specs: dict, name: str) -> tuple[dict, dict]:
+    """One child per ``{label: (participant, env, extra args)}``, started one at a time
+    so that compiles do not overlap; returns the processes and their "ready" reports."""
     procs, info = {}, {}
-    for who in who_all:  # started one at a time: compiles do not overlap
-        p = subprocess.Popen([sys.executable, __file__, "--child", who, "--net", name],
+    for label, (who, env, extra) in specs.items():
+        p = subprocess.Popen([sys.executable, __file__, "--child", who, "--net", name, *extra],
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                             env=child_env(who), cwd=ROOT)
+                             env=env, cwd=ROOT)
         line = p.stdout.readline()
         if not line:
-            raise SystemExit(f"{who} on {name}: the child died (see its stderr above)")
-        procs[who], info[who] = p, json.loads(line)
-    counts = {w: i["params"] for w, i in info.items() if w != "dot"}
-    assert set(counts.values()) == {checked.params}, (counts, checked.params)
-    times = {w: [] for w in procs}
+            raise SystemExit(f"{label} on {name}: the child died (see its stderr above)")
+        procs[label], info[label] = p, json.loads(line)
+    return procs, info
+
+
+def interleave(procs: dict, rounds: int, per_round: int, settle_s: float) -> tuple[dict, dict]:
+    """``rounds`` rounds of ``per_round`` steps per child, the order alternating, a
+    ``settle_s`` pause before each turn; then every child is told to quit.  Returns each
+    child's step times and its last reply."""
+    times, last = {label: [] for label in procs}, {}
     for r in range(rounds):
-        order = list(procs) if r % 2 == 0 else list(reversed(procs))
-        for who in order:
-            time.sleep(SETTLE_S)
-            procs[who].stdin.write(f"run {per_round}\n")
-            procs[who].stdin.flush()
-            times[who] += json.loads(procs[who].stdout.readline())["times"]
+        for label in (list(procs) if r % 2 == 0 else list(reversed(procs))):
+            time.sleep(settle_s)
+            procs[label].stdin.write(f"run {per_round}\n")
+            procs[label].stdin.flush()
+            last[label] = json.loads(procs[label].stdout.readline())
+            times[label] += last[label]["times"]
     for p in procs.values():
         p.stdin.write("quit\n")
         p.stdin.flush()
         p.wait(timeout=60)
+    return times, last
+
+
+def bench_net(name: str, rounds: int, per_round: int, who_all) -> dict:
+    import patternnet
+    checked = patternnet.check(net_source(name))
+    flops = 3 * 2 * checked.totals.macs * BATCH
+    procs, info = start_children({who: (who, child_env(who), ()) for who in who_all}, name)
+    counts = {w: i["params"] for w, i in info.items() if w != "dot"}
+    assert set(counts.values()) == {checked.params}, (counts, checked.params)
+    times, _ = interleave(procs, rounds, per_round, SETTLE_S)
     dot_gflops = [2 * 2048 ** 3 / t / 1e9 for t in times.get("dot", [])]
     rows = []
     for who, ts in times.items():

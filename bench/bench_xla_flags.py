@@ -23,6 +23,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 YNN = "--xla_cpu_experimental_ynn_fusion_type="
 ONEDNN = "--xla_cpu_use_onednn=true"
@@ -54,32 +55,18 @@ def numerics(flags: str) -> str:
 
 
 def bench(net: str, rounds: int, per_round: int) -> list:
-    procs = {}
-    for name, flags in SETTINGS.items():
-        p = subprocess.Popen([sys.executable, str(ROOT / "bench" / "bench_backend.py"),
-                              "--child", "PatternNet", "--net", net, "--report-loss"],
-                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                             env=env_for(flags), cwd=ROOT)
-        procs[name] = (p, json.loads(p.stdout.readline()))
-    times, loss = {n: [] for n in procs}, {}
-    for r in range(rounds):
-        for name in (list(procs) if r % 2 == 0 else list(reversed(procs))):
-            p = procs[name][0]
-            p.stdin.write(f"run {per_round}\n")
-            p.stdin.flush()
-            got = json.loads(p.stdout.readline())
-            times[name] += got["times"]
-            loss[name] = got.get("loss")
+    from bench_backend import interleave, start_children
+    specs = {name: ("PatternNet", env_for(flags), ("--report-loss",))
+             for name, flags in SETTINGS.items()}
+    procs, info = start_children(specs, net)
+    times, last = interleave(procs, rounds, per_round, settle_s=0)  # as the committed run
     rows = []
-    for name, (p, info) in procs.items():
-        p.stdin.write("quit\n")
-        p.stdin.flush()
-        p.wait(timeout=60)
+    for name in procs:
         ts = times[name]
         rows.append({"net": net, "setting": name, "xla_flags": SETTINGS[name],
-                     "first_call_s": info["first_s"], "median_ms": statistics.median(ts) * 1e3,
-                     "min_ms": min(ts) * 1e3, "max_ms": max(ts) * 1e3,
-                     "steps_ms": [t * 1e3 for t in ts], "last_loss": loss[name]})
+                     "first_call_s": info[name]["first_s"],
+                     "median_ms": statistics.median(ts) * 1e3, "min_ms": min(ts) * 1e3, "max_ms": max(ts) * 1e3,
+                     "steps_ms": [t * 1e3 for t in ts], "last_loss": last[name]["loss"]})
     base = rows[0]["median_ms"]
     for r in rows:
         r["x_default"] = r["median_ms"] / base

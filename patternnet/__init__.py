@@ -86,5 +86,6 @@ def load(path):
 __all__ = [
     "Diagnostic", "ParseError", "PatternNetError", "ResolveError", "ShapeError", "SourceError",
     "CheckedFamily", "CheckedNet", "CLayer", "Family", "Member", "Network",
-    "check", "compile", "configure_xla_cpu", "expand", "load", "parse", "resolve", "train", "__version__",
+    "check", "compile", "configure_xla_cpu", "expand", "load", "parse", "resolve", "train",
+    "__version__",
 ]

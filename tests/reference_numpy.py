@@ -139,16 +139,21 @@ def _pool_windows(size, kernel, stride, lo, hi, ceil):
     return wins
 
 
-def _max_windows(x, window, stride, padding, ceil):
-    """Each max-pool window's first maximum over the real input (padded positions, and
-    positions past the padded input that a ceil-mode window covers, never win), in
-    row-major order: yields (n, i, j, ch, best value, (row, col) of it)."""
+def _pool_grid(x, window, stride, padding, ceil):
+    """The windows of a pool over x's H and W: (rows, cols), each a list of
+    (start, end, divisor) from ``_pool_windows``."""
     kh, kw = pair(window)
     sh, sw = pair(window if stride is None else stride)
     (pt, pb), (pl, pr) = padding
-    n_, h, wd, c = x.shape
-    rows = _pool_windows(h, kh, sh, pt, pb, ceil)
-    cols = _pool_windows(wd, kw, sw, pl, pr, ceil)
+    _, h, wd, _ = x.shape
+    return _pool_windows(h, kh, sh, pt, pb, ceil), _pool_windows(wd, kw, sw, pl, pr, ceil)
+
+
+def _max_windows(x, rows, cols):
+    """Each max-pool window's first maximum over the real input (padded positions, and
+    positions past the padded input that a ceil-mode window covers, never win), in
+    row-major order: yields (n, i, j, ch, best value, (row, col) of it)."""
+    n_, _, _, c = x.shape
     for n in range(n_):
         for i, (r0, r1, _) in enumerate(rows):
             for j, (q0, q1, _) in enumerate(cols):
@@ -161,21 +166,13 @@ def _max_windows(x, window, stride, padding, ceil):
                     yield n, i, j, ch, best, at
 
 
-def _pool_out_shape(x, window, stride, padding, ceil):
-    kh, kw = pair(window)
-    sh, sw = pair(window if stride is None else stride)
-    (pt, pb), (pl, pr) = padding
-    n_, h, wd, c = x.shape
-    return (n_, len(_pool_windows(h, kh, sh, pt, pb, ceil)),
-            len(_pool_windows(wd, kw, sw, pl, pr, ceil)), c)
-
-
 def maxpool(x, window=2, stride=None, padding=((0, 0), (0, 0)), ceil=False):
     """Max over each window; padded positions never win: the max runs over the real
     input only."""
     x = _f64(x)
-    out = np.zeros(_pool_out_shape(x, window, stride, padding, ceil))
-    for n, i, j, ch, best, _ in _max_windows(x, window, stride, padding, ceil):
+    rows, cols = _pool_grid(x, window, stride, padding, ceil)
+    out = np.zeros((x.shape[0], len(rows), len(cols), x.shape[3]))
+    for n, i, j, ch, best, _ in _max_windows(x, rows, cols):
         out[n, i, j, ch] = best
     return out
 
@@ -186,7 +183,8 @@ def maxpool_grad(x, g, window=2, stride=None, padding=((0, 0), (0, 0)), ceil=Fal
     overlap add their shares."""
     x, g = _f64(x), _f64(g)
     dx = np.zeros_like(x)
-    for n, i, j, ch, _, (r, q) in _max_windows(x, window, stride, padding, ceil):
+    for n, i, j, ch, _, (r, q) in _max_windows(x, *_pool_grid(x, window, stride, padding,
+                                                               ceil)):
         dx[n, r, q, ch] += g[n, i, j, ch]
     return dx
 
@@ -196,12 +194,8 @@ def avgpool(x, window=2, stride=None, padding=((0, 0), (0, 0)), ceil=False):
     in the window divided by the window's size clipped to the padded input (the full
     window, except for a last partial window kept by ``ceil``)."""
     x = _f64(x)
-    kh, kw = pair(window)
-    sh, sw = pair(window if stride is None else stride)
-    (pt, pb), (pl, pr) = padding
-    n_, h, wd, c = x.shape
-    rows = _pool_windows(h, kh, sh, pt, pb, ceil)
-    cols = _pool_windows(wd, kw, sw, pl, pr, ceil)
+    n_, _, _, c = x.shape
+    rows, cols = _pool_grid(x, window, stride, padding, ceil)
     out = np.zeros((n_, len(rows), len(cols), c))
     for n in range(n_):
         for i, (r0, r1, dr) in enumerate(rows):

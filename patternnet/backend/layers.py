@@ -135,8 +135,6 @@ def _on_cpu() -> bool:
     return jax.default_backend() == "cpu"
 
 
-
-
 def conv_patches(x, w, stride, padding, dilation):
     """``lax.conv_general_dilated`` (NHWC, HWIO, one group) as one matrix product: the
     kh*kw strided slices of the padded input side by side on the channel axis, tap-major
@@ -191,9 +189,8 @@ def maxpool(layer: Layer, p, s, x, ctx):
     """On the CPU, ``maxpool.max_pool``: the same values, a derivative without XLA:CPU's
     slow select-and-scatter (measured there only, like ``conv_patches``)."""
     dims, strides, pads = _window(layer)
-    if _on_cpu():
-        return max_pool(x, dims[1:3], strides[1:3], (tuple(pads[1]), tuple(pads[2]))), None
-    return reduce_max(x, dims[1:3], strides[1:3], (tuple(pads[1]), tuple(pads[2]))), None
+    pool = max_pool if _on_cpu() else reduce_max
+    return pool(x, dims[1:3], strides[1:3], (tuple(pads[1]), tuple(pads[2]))), None
 
 
 def _avg_divisor(layer: Layer) -> np.ndarray:
