@@ -1,12 +1,14 @@
-"""XLA:CPU's convolution against one matrix product over its patches, per layer shape.
+"""XLA:CPU's convolution against one matrix product over its patches and against
+oneDNN's convolution, per layer shape.
 
     .venv/bin/python bench/bench_conv_small.py [--runs 7] [--batch 32]
 
 The shapes are ResNet-18's convolutions at a 64x64 input (the backend benchmark's), plus
 a few more where the kernel exceeds the output.  For each: ``lax.conv_general_dilated``
-(NHWC/HWIO) and ``patternnet.backend.layers.conv_patches``, forward, input gradient
+(NHWC/HWIO), ``patternnet.backend.layers.conv_patches`` and, where it loaded,
+``patternnet.backend.onednn.conv``, forward, input gradient
 (dx), weight gradient (dw), and forward + both gradients in one jit; median of --runs
-calls after a warm-up, each blocked on, the two lowerings interleaved.  Writes
+calls after a warm-up, each blocked on, the lowerings interleaved.  Writes
 bench/results/conv_small.json (atomically) and prints a Markdown table.  The backend
 uses the patches where the kernel exceeds the output (docs/performance.md).
 """
@@ -29,6 +31,7 @@ import jax.numpy as jnp  # noqa: E402
 from jax import lax  # noqa: E402
 
 from patternnet.atomic import write_atomic  # noqa: E402
+from patternnet.backend import onednn  # noqa: E402
 from patternnet.backend.layers import conv_patches  # noqa: E402
 
 # (input size, cin, cout, kernel, stride, pad)
@@ -61,6 +64,9 @@ def measure(shape, batch: int, runs: int) -> dict:
         "lax": programs(lambda x, w: lax.conv_general_dilated(
             x, w, (s, s), pad, dimension_numbers=("NHWC", "HWIO", "NHWC")), x, w),
         "patches": programs(lambda x, w: conv_patches(x, w, (s, s), pad, (1, 1)), x, w)}
+    if onednn.status()["loaded"]:
+        lowerings["onednn"] = programs(
+            lambda x, w: onednn.conv(x, w, (s, s), pad, (1, 1), 1), x, w)
     out = (size + 2 * p - k) // s + 1
     row = {"input": size, "cin": cin, "cout": cout, "kernel": k, "stride": s, "pad": p,
            "output": out, "kernel_exceeds_output": out < k}
@@ -92,16 +98,21 @@ def main(argv=None) -> int:
         rows.append(row)
         print(row, file=sys.stderr, flush=True)
     print(f"\nbatch {args.batch}, median of {args.runs}, {jax.default_backend()}, ms\n")
+    dnn = "onednn_fwd+bwd_ms" in rows[0]
     print("| input | cin -> cout | kernel / stride | output | lax fwd | lax dx | lax dw | "
-          "lax fwd+bwd | patches fwd+bwd | lax / patches |")
-    print("| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+          "lax fwd+bwd | patches fwd+bwd | lax / patches |"
+          + (" oneDNN fwd+bwd | oneDNN / patches |" if dnn else ""))
+    print("| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+          + (" ---: | ---: |" if dnn else ""))
     for r in rows:
         a, b = r["lax_fwd+bwd_ms"], r["patches_fwd+bwd_ms"]
         mark = " **(k > out)**" if r["kernel_exceeds_output"] else ""
+        extra = (f" {r['onednn_fwd+bwd_ms']:.2f} | {r['onednn_fwd+bwd_ms'] / b:.2f} |"
+                 if dnn else "")
         print(f"| {r['input']}x{r['input']} | {r['cin']} -> {r['cout']} | {r['kernel']}x"
               f"{r['kernel']} /{r['stride']} | {r['output']}x{r['output']}{mark} | "
               f"{r['lax_forward_ms']:.2f} | {r['lax_dx_ms']:.2f} | {r['lax_dw_ms']:.2f} | "
-              f"{a:.2f} | {b:.2f} | {a / b:.2f} |")
+              f"{a:.2f} | {b:.2f} | {a / b:.2f} |{extra}")
     doc = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "python": platform.python_version(),
            "jax": jax.__version__, "backend": jax.default_backend(), "batch": args.batch,
            "runs": args.runs, "rows": rows}

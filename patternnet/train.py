@@ -195,6 +195,17 @@ class _Programs:
             return
         from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+        from .backend import onednn
+
+        def xla_convolutions(fn):
+            # XLA's partitioner has no rule for oneDNN's custom call: it would gather the
+            # whole batch onto every device for it (backend/onednn.py)
+            def traced(*args):
+                with onednn.off():
+                    return fn(*args)
+            return traced
+
+        step, evaluate = xla_convolutions(step), xla_convolutions(evaluate)
         mesh = Mesh(np.array(jax.devices()[:devices]), ("batch",))
         rep = NamedSharding(mesh, PartitionSpec())
         bat = NamedSharding(mesh, PartitionSpec("batch"))

@@ -125,6 +125,39 @@ def conv2d(x, w, b=None, stride=1, padding=((0, 0), (0, 0)), dilation=1, groups=
     return out
 
 
+
+def _conv_taps(x_shape, w_shape, stride, padding, dilation):
+    """Each (output row i, col j, tap u, v, input row r, col q) of a convolution whose
+    tap reads inside the input: the pairs both gradients sum over."""
+    _, h, wd, _ = x_shape
+    kh, kw = w_shape[:2]
+    sh, sw = pair(stride)
+    dh, dw = pair(dilation)
+    (pt, pb), (pl, pr) = padding
+    for i in range(out_size(h, kh, sh, pt, pb, dh)):
+        for j in range(out_size(wd, kw, sw, pl, pr, dw)):
+            for u in range(kh):
+                for v in range(kw):
+                    r, q = i * sh - pt + u * dh, j * sw - pl + v * dw
+                    if 0 <= r < h and 0 <= q < wd:
+                        yield i, j, u, v, r, q
+
+
+def conv2d_grads(x, w, g, stride=1, padding=((0, 0), (0, 0)), dilation=1, groups=1):
+    """(dL/dx, dL/dw) of ``conv2d(x, w, ...)`` for the output gradient ``g``, from the
+    definition: out[n, i, j, o] takes x[n, r, q, c] * w[u, v, c', o] at each tap, so
+    dx[n, r, q, c] gets g[n, i, j, o] * w[u, v, c', o] and dw[u, v, c', o] gets
+    x[n, r, q, c] * g[n, i, j, o], for the channels c of o's group."""
+    x, w, g = _f64(x), _f64(w), _f64(g)
+    cg, kg = w.shape[2], w.shape[3] // groups
+    dx, dw = np.zeros_like(x), np.zeros_like(w)
+    for i, j, u, v, r, q in _conv_taps(x.shape, w.shape, stride, padding, dilation):
+        for grp in range(groups):
+            cs, ks = slice(grp * cg, (grp + 1) * cg), slice(grp * kg, (grp + 1) * kg)
+            dx[:, r, q, cs] += g[:, i, j, ks] @ w[u, v, :, ks].T
+            dw[u, v, :, ks] += x[:, r, q, cs].T @ g[:, i, j, ks]
+    return dx, dw
+
 def _pool_windows(size, kernel, stride, lo, hi, ceil):
     """For each output position along one axis: (start, end) of the window clipped to the
     input, and the PyTorch divisor length: the window clipped to the padded input

@@ -629,10 +629,13 @@ def test_logits_stop_before_a_final_softmax():
                                   plain.apply(params, state, x)[0])
 
 
-def test_a_kernel_larger_than_the_output_runs_as_one_matrix_product():
+def test_a_kernel_larger_than_the_output_runs_as_one_matrix_product(monkeypatch):
     """XLA:CPU's convolution is pathologically slow when the kernel exceeds the output
-    (docs/performance.md); such a layer is lowered to patches times the kernel."""
+    (docs/performance.md); where oneDNN's does not run, such a layer is lowered to
+    patches times the kernel."""
     from patternnet.backend.layers import _kernel_exceeds_output
+
+    monkeypatch.setenv("PATTERNNET_CPU_CONV", "xla")
 
     model = patternnet.compile("INPUT(4x4x8) -> CONV(8) -> CONV(8, 3, s=2) -> CONV(8) "
                                "-> CONV(8, 3, groups=2) -> GAP -> FC(2)")

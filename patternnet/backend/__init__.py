@@ -32,9 +32,10 @@ Semantics, per layer (x is NHWC ``(N, H, W, C)`` or ``(N, D)``):
 
 * CONV: ``lax.conv_general_dilated`` with the checker's per-side padding
   (``args["padding"]``, XLA SAME resolved), ``rhs_dilation=dilation``,
-  ``feature_group_count=groups``, plus the bias; on the CPU, with one group and a
-  kernel larger than the output, the same as one matrix product over its patches
-  (``conv_patches``).
+  ``feature_group_count=groups``, plus the bias; on the CPU in float32 the same
+  convolution on oneDNN (``onednn.py``, docs/backend.md §5b); where that does not run,
+  with one group and a kernel larger than the output, one matrix product over its
+  patches (``conv_patches``).
 * POOL: max by ``lax.reduce_window`` with -inf padding (padded positions never win).
 * AVGPOOL: sum by ``lax.reduce_window`` over zero padding, divided as PyTorch's
   ``count_include_pad=True``: by the window size, padded positions included; a last

@@ -32,6 +32,7 @@ import jax
 import numpy as np
 
 from ..diagnostics import Diagnostic, SourceError
+from . import onednn
 from ..source import read_bytes
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -65,11 +66,21 @@ def exported(model: "Model", params, state, batch: Optional[int] = None,
     """``jax.export`` of ``f(params, state, x) = model.forward(params, state, x)``.
 
     ``batch=None`` makes the batch dimension symbolic; an int fixes it.  ``platforms``:
-    e.g. ``("cpu", "cuda")``; by default the platform JAX runs on."""
+    e.g. ``("cpu", "cuda")``; by default the platform JAX runs on.  The program is
+    portable: XLA's own convolutions, never the oneDNN library's (``onednn.off``),
+    so it loads wherever JAX does."""
     kw = {} if platforms is None else {"platforms": tuple(platforms)}
-    fn = jax.jit(model._forward_impl)
-    return jax.export.export(fn, **kw)(_abstract(params), _abstract(state),
-                                       _x_spec(model, batch))
+    return jax.export.export(_portable_forward(model), **kw)(
+        _abstract(params), _abstract(state), _x_spec(model, batch))
+
+
+def _portable_forward(model: "Model"):
+    """The jitted forward with XLA's convolutions only (``onednn.off``, entered while
+    it is traced)."""
+    def forward(params, state, x):
+        with onednn.off():
+            return model._forward_impl(params, state, x)
+    return jax.jit(forward)
 
 
 def lower(model: "Model", params, state, batch: int = 1):
@@ -88,7 +99,8 @@ def stablehlo(model: "Model", params=None, state=None, batch: Optional[int] = No
         state = s if state is None else state
     if batch is None:
         return exported(model, params, state, None).mlir_module()
-    return lower(model, params, state, batch).as_text()
+    return _portable_forward(model).lower(_abstract(params), _abstract(state),
+                                          _x_spec(model, batch)).as_text()
 
 
 def _tensors(model: "Model", tree, kind: str) -> list:

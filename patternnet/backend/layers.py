@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from . import onednn
 from .maxpool import max_pool, reduce_max
 
 _DN = ("NHWC", "HWIO", "NHWC")
@@ -106,15 +107,23 @@ class Init:
 
 def conv(layer: Layer, p, s, x, ctx):
     a = layer.args
-    if a["groups"] == 1 and _kernel_exceeds_output(layer) and _on_cpu():
+    if (a["groups"] == 1 and _kernel_exceeds_output(layer) and _on_cpu()
+            and not onednn.usable(x, p["w"])):
         y = conv_patches(x, p["w"], a["stride"], a["padding"], a["dilation"])
     else:
-        y = lax.conv_general_dilated(x, p["w"], a["stride"], a["padding"],
-                                     rhs_dilation=a["dilation"], dimension_numbers=_DN,
-                                     feature_group_count=a["groups"])
+        y = convolution(x, p["w"], a["stride"], a["padding"], a["dilation"], a["groups"])
     if a["bias"]:
         y = y + p["b"]
     return y, None
+
+
+def convolution(x, w, stride, padding, dilation=(1, 1), groups=1):
+    """NHWC x HWIO convolution: oneDNN's on the CPU where it applies (``onednn.usable``:
+    float32, the library built; docs/backend.md §5b), XLA's otherwise."""
+    if onednn.usable(x, w):
+        return onednn.conv(x, w, stride, padding, dilation, groups)
+    return lax.conv_general_dilated(x, w, stride, padding, rhs_dilation=dilation,
+                                    dimension_numbers=_DN, feature_group_count=groups)
 
 
 def _kernel_exceeds_output(layer: Layer) -> bool:
@@ -123,7 +132,7 @@ def _kernel_exceeds_output(layer: Layer) -> bool:
     convolution is pathologically slow there, forward and input gradient alike (2x2,
     512 -> 512, batch 32: 410 ms against 7 ms as one matrix product), so such a layer
     runs as ``conv_patches`` (docs/performance.md, "Convolutions whose kernel exceeds
-    the output")."""
+    the output") when oneDNN's convolution, as fast there or faster, does not apply."""
     (kh, kw), (dh, dw) = layer.args["kernel"], layer.args["dilation"]
     oh, ow = layer.out_shape[0], layer.out_shape[1]
     return oh < dh * (kh - 1) + 1 or ow < dw * (kw - 1) + 1
@@ -375,8 +384,7 @@ def skip(layer: Layer, p, s, x, ctx):
     a = layer.args
     if not a["project"]:
         return x, None
-    y = lax.conv_general_dilated(x, p["conv"]["w"], a["stride"], ((0, 0), (0, 0)),
-                                 dimension_numbers=_DN)
+    y = convolution(x, p["conv"]["w"], a["stride"], ((0, 0), (0, 0)))
     y, bn_state = batch_norm(y, p["bn"], s["bn"], ctx.train, SKIP_BN_EPS, SKIP_BN_MOMENTUM,
                              layer.path)
     return y, {"bn": bn_state}
