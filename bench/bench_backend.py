@@ -10,7 +10,9 @@ Nets, batch 128, SGD lr 0.01 momentum 0.9, softmax cross-entropy, training mode:
 * ``mobilenet``: MobileNetV2 for CIFAR, bench/nets/mobilenet_v2_cifar.pn (depthwise).
 
 Participants, one child process each (``--child``), all alive during a net's rounds:
-* ``PatternNet``: ``model.train_step`` as shipped (PatternNet configures XLA:CPU itself);
+* ``PatternNet``: ``model.train_step`` as shipped (PatternNet configures XLA:CPU itself,
+  convolutions on oneDNN); ``PatternNet (XLA conv)``: the same with
+  ``PATTERNNET_CPU_CONV=xla``, XLA's convolutions (the A/B of docs/backend.md §5b);
 * ``Flax (JAX default)``: hand-written linen, JAX's default configuration, as its users
   run it; ``Flax (PatternNet flags)``: the same with PatternNet's XLA_FLAGS;
 * ``PyTorch eager``: ``torch.set_num_threads(cores)``;
@@ -50,8 +52,8 @@ NETS = {
 # A pause before each participant's turn: the previous one's worker threads (OpenMP's,
 # Eigen's) spin for a while after its step and would slow whoever runs next.
 SETTLE_S = 0.5
-PARTICIPANTS = ("PatternNet", "Flax (JAX default)", "Flax (PatternNet flags)",
-                "PyTorch eager", "dot")
+PARTICIPANTS = ("PatternNet", "PatternNet (XLA conv)", "Flax (JAX default)",
+                "Flax (PatternNet flags)", "PyTorch eager", "dot")
 
 
 def net_source(name: str) -> str:
@@ -164,7 +166,8 @@ def dot_step(name):
     return run, 0
 
 
-CHILDREN = {"PatternNet": patternnet_step, "Flax (JAX default)": flax_step,
+CHILDREN = {"PatternNet": patternnet_step, "PatternNet (XLA conv)": patternnet_step,
+            "Flax (JAX default)": flax_step,
             "Flax (PatternNet flags)": flax_step, "PyTorch eager": torch_step,
             "dot": dot_step}
 
@@ -201,8 +204,11 @@ def child(who: str, name: str, report_loss: bool = False) -> int:
 def child_env(who: str) -> dict:
     from patternnet import xla_cpu
     env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", xla_cpu.OPT_OUT)}
+    env.pop("PATTERNNET_CPU_CONV", None)
     if who == "Flax (PatternNet flags)" or who == "dot":
         env["XLA_FLAGS"] = " ".join(xla_cpu.FLAGS)
+    if who == "PatternNet (XLA conv)":   # the same, without oneDNN's convolution
+        env["PATTERNNET_CPU_CONV"] = "xla"
     env["JAX_PLATFORMS"] = DEVICE[0]
     return env
 

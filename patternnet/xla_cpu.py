@@ -44,7 +44,7 @@ class PerformanceWarning(UserWarning):
     """JAX runs with a configuration that PatternNet measured to be slower."""
 
 
-_state = {"warned": False}
+_state = {"warned": False, "warned_env": False}
 
 
 def _flag_names(xla_flags: str) -> set[str]:
@@ -97,10 +97,20 @@ def _cpu_is_default() -> bool:
         return False
 
 
+def _opted_out() -> bool:
+    """``PATTERNNET_XLA_CPU=jax``; any other non-empty value is a mistake, said once."""
+    value = os.environ.get(OPT_OUT, "").strip().lower()
+    if value and value != "jax" and not _state["warned_env"]:
+        _state["warned_env"] = True
+        warnings.warn(f"{OPT_OUT}={value!r} means nothing to PatternNet: set it to 'jax' to "
+                      "keep JAX's XLA:CPU configuration, or unset it", stacklevel=3)
+    return value == "jax"
+
+
 def status() -> str:
     """What ``configure`` would do now, in words."""
     flags = os.environ.get("XLA_FLAGS", "")
-    if os.environ.get(OPT_OUT, "").lower() == "jax":
+    if _opted_out():
         return "opted out"
     if YNN_FLAG in _flag_names(flags):
         return "set" if all(f in flags.split() for f in FLAGS) else "user's choice"

@@ -73,6 +73,13 @@ def test_opting_out_keeps_jaxs_configuration():
     assert got == {"flags": None, "ynn": True} and "PerformanceWarning" not in err
 
 
+def test_an_unknown_opt_out_value_is_said_and_the_flag_still_applied():
+    got, err = run(f"import patternnet; patternnet.compile({NET!r})\n" + PROBE,
+                   PATTERNNET_XLA_CPU="off")
+    assert got == {"flags": xla_cpu.FLAGS[0], "ynn": False}
+    assert err.count("PATTERNNET_XLA_CPU='off' means nothing to PatternNet") == 1, err
+
+
 def test_a_backend_started_without_the_flag_warns_once():
     code = ("import jax, jax.numpy as jnp, patternnet\n"
             "jnp.ones(3).block_until_ready()\n"
