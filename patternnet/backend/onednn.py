@@ -54,7 +54,9 @@ _CHOICES = ("onednn", "xla")
 _TARGETS = {"conv": "PatternnetConvForward", "conv_dx": "PatternnetConvBackwardData",
             "conv_dk": "PatternnetConvBackwardWeights"}
 
-_state = threading.local()
+_state = threading.local()          # "off": per thread, as tracing is
+_warned = {"env": False}
+_load_lock = threading.Lock()
 _loaded: dict = {}
 
 
@@ -79,6 +81,13 @@ def _load() -> dict:
     """Loads and registers the library once: ``{"ok": bool, "why": str, ...}``."""
     if _loaded:
         return _loaded
+    with _load_lock:             # two threads tracing at once must not register twice
+        if not _loaded:
+            _loaded.update(_load_once())
+    return _loaded
+
+
+def _load_once() -> dict:
     info = {"ok": False, "library": str(LIBRARY)}
     try:
         if not LIBRARY.is_file():
@@ -99,8 +108,7 @@ def _load() -> dict:
         info["handle"] = lib          # keeps the library loaded
     except (OSError, AttributeError) as e:
         info["why"] = str(e)
-    _loaded.update(info)
-    return _loaded
+    return info
 
 
 def status() -> dict:
@@ -114,8 +122,8 @@ def status() -> dict:
 def _choice() -> str:
     value = os.environ.get(ENV, "").strip().lower() or "onednn"
     if value not in _CHOICES:
-        if not getattr(_state, "warned_env", False):
-            _state.warned_env = True
+        if not _warned["env"]:
+            _warned["env"] = True
             warnings.warn(f"{ENV}={value!r} is not one of {', '.join(_CHOICES)}; using "
                           "'onednn'", stacklevel=3)
         return "onednn"
