@@ -12,8 +12,7 @@ so ``[CONV]*1000000000`` costs nothing until the layer-count limit says no.
 
 from __future__ import annotations
 
-import itertools
-from typing import Any, Iterator, Optional, Union
+from typing import Any, Iterator, Optional, Sequence, Union
 
 from .record import field, record
 from . import ast as A
@@ -124,6 +123,26 @@ class FreeRange:
         return range(self.lo, self.hi + 1)
 
 
+def lazy_product(ranges: Sequence[range]) -> Iterator[tuple[int, ...]]:
+    """``itertools.product(*ranges)``, same order, without materialising the ranges:
+    ``product`` first copies each argument into a tuple, so one range of 10**10 values
+    exhausts memory before the first combination is produced."""
+    if any(len(r) == 0 for r in ranges):
+        return
+    index = [0] * len(ranges)
+    while True:
+        yield tuple(r[i] for r, i in zip(ranges, index))
+        k = len(ranges) - 1
+        while k >= 0:
+            index[k] += 1
+            if index[k] < len(ranges[k]):
+                break
+            index[k] = 0
+            k -= 1
+        if k < 0:
+            return
+
+
 @record
 class Family:
     """A network whose shape depends on ranges that no ``define`` fixed.
@@ -145,7 +164,7 @@ class Family:
 
     def bindings(self) -> Iterator[dict]:
         names = [r.name for r in self.free]
-        for values in itertools.product(*(r.values for r in self.free)):
+        for values in lazy_product([r.values for r in self.free]):
             yield dict(zip(names, values))
 
     def bind(self, binding: dict) -> Network:
@@ -153,11 +172,12 @@ class Family:
 
     def members(self) -> Iterator[tuple[dict, Union[Network, ResolveError]]]:
         if self.size > limits.MAX_FAMILY_MEMBERS:
-            r = self.free[0]
+            r = max(self.free, key=lambda f: len(f.values))  # point at the widest range
             raise ResolveError([Diagnostic(
                 "E216", f"the family has {self.size:,} members, over the limit of "
                 f"{limits.MAX_FAMILY_MEMBERS:,} (MAX_FAMILY_MEMBERS)", r.span,
-                help="narrow the ranges, or fix some with -D name=value")],
+                help=f"narrow the ranges (`{r.name}` alone has {len(r.values):,} values), "
+                "or fix some with -D name=value")],
                 {self.program.file: self.program.text})
         for b in self.bindings():
             try:
@@ -820,7 +840,7 @@ def _discover(program, define, r: _Resolver, net_name, expr, sources) -> tuple[d
     tried = 0
     while True:
         names = list(needed)
-        for combo in itertools.product(*(range(*_bounds_plus(r, n, sources)) for n in names)):
+        for combo in lazy_product([range(*_bounds_plus(r, n, sources)) for n in names]):
             tried += 1
             if tried > limits.MAX_FAMILY_MEMBERS:
                 return needed, None

@@ -12,17 +12,20 @@ E213 wrong kind of name  E214 INPUT placement    E216 family too large
 
 from __future__ import annotations
 
+import itertools
 import signal
 import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from patternnet import limits
 from patternnet.diagnostics import Diagnostic, Frame, ParseError, ResolveError
 from patternnet.parse import parse
 from patternnet.resolve import (Family, FreeRange, Network, RBlock, RBranches, RLayer,
-                                ROptional, RRepeat, RSeq, resolve, select_all)
+                                ROptional, RRepeat, RSeq, lazy_product, resolve, select_all)
 
 ROOT = Path(__file__).resolve().parent.parent
 FILE = "t.pn"
@@ -1197,6 +1200,28 @@ def test_family_size_limit():
     d = ei.value.diagnostics[0]
     assert d.code == "E216"
     assert "10,000 members" in d.message and "MAX_FAMILY_MEMBERS" in d.message
+
+
+def test_a_range_of_any_size_is_a_located_limit_error_not_an_allocation():
+    # issue 12's fuzz find: itertools.product copied each range into a tuple, so a range
+    # of 10**17 values was a MemoryError inside resolve (an internal error in the CLI)
+    src = "n in 0..3\nk in 0..99999999999999999\nINPUT(32x32x3) -> [CONV -> RELU]*n -> [FC -> RELU]*k -> FC(10)\n"
+    fam = res(src)
+    assert isinstance(fam, Family) and fam.size == 4 * 10 ** 17
+    first = list(itertools.islice(fam.bindings(), 3))
+    assert first == [{"n": 0, "k": 0}, {"n": 0, "k": 1}, {"n": 0, "k": 2}]
+    with pytest.raises(ResolveError) as ei:
+        next(iter(fam.members()))
+    d = ei.value.diagnostics[0]
+    assert d.code == "E216" and d.span.line == 2         # the widest range
+    assert "`k` alone has 100,000,000,000,000,000 values" in d.help
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(-3, 3), st.integers(-1, 4)), max_size=4))
+def test_lazy_product_is_itertools_product(bounds):
+    ranges = [range(lo, lo + n) for lo, n in bounds]
+    assert list(lazy_product(ranges)) == list(itertools.product(*ranges))
 
 
 # --- errors as data --------------------------------------------------------------------
