@@ -3,8 +3,9 @@ native/onednn_conv.cc, with XLA's convolution wherever they do not apply.
 
 Why: XLA:CPU's convolutions are Eigen's, and its weight gradients on large maps and its
 grouped (depthwise) convolutions run at a fraction of the machine's dot ceiling; oneDNN's
-took the card net's step from 1.3x to ~1.0x PyTorch's and MobileNetV2's from 6.6x to 1x
-(docs/performance.md, "oneDNN convolutions").
+took the card net's train step from 1.18x PyTorch's to 0.94x, CIFAR ResNet-18's from 1.22x
+to 0.81x and MobileNetV2's from 5.0x to 0.87x (docs/performance.md, "oneDNN
+convolutions on the CPU").
 
 The three primitives are bilinear, like ``lax.conv_general_dilated`` and its two
 transposes, and each one's transposes are the other two:
