@@ -348,6 +348,12 @@ def test_a_missing_or_stale_library_falls_back_to_xla(broken, why):
         m = patternnet.compile({NET!r})
         p, s = m.init(0)
         y = m.forward(p, s, jnp.ones((2, 12, 12, 3)))
+        try:
+            onednn.conv(jnp.ones((1, 4, 4, 2)), jnp.ones((3, 3, 2, 2)), (1, 1), ((1, 1),) * 2)
+        except RuntimeError as e:
+            assert "check patternnet.backend.onednn.usable" in str(e), e
+        else:
+            raise SystemExit("onednn.conv ran without its library")
         print(np.isfinite(y).all(), onednn.status()["loaded"], onednn.status()["why"])
     """)
     assert done.returncode == 0, done.stderr

@@ -160,6 +160,10 @@ def conv(x, k, stride, padding, dilation=(1, 1), groups=1):
     """``lax.conv_general_dilated(x, k, stride, padding, rhs_dilation=dilation,
     dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=groups)`` on oneDNN;
     call it where ``usable(x, k)``."""
+    info = _load()
+    if not info["ok"]:
+        raise RuntimeError(f"oneDNN's convolution is not loaded ({info['why']}); check "
+                           "patternnet.backend.onednn.usable(x, k) before calling conv")
     return conv_p.bind(x, k, **_geometry(stride, padding, dilation, groups))
 
 
