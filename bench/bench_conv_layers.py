@@ -4,9 +4,9 @@ convolutions and MobileNetV2-for-CIFAR's depthwise ones.
 
     .venv/bin/python bench/bench_conv_layers.py [--runs 7]
 
-Forward, input gradient (dx) and weight gradient (dw), each its own jitted program (JAX)
-or ``aten.convolution_backward`` call (PyTorch); median of --runs calls after two warm-up
-calls, each blocked on.  XLA's and oneDNN's run interleaved in this process; PyTorch runs
+Forward, input gradient (dx) and weight gradient (dw), each its own jitted program (JAX,
+bench_conv_small's) or ``aten.convolution_backward`` call (PyTorch); median of --runs
+calls after two warm-up calls, each blocked on.  XLA's and oneDNN's run interleaved in this process; PyTorch runs
 in a child process afterwards (one framework per process).  Writes
 bench/results/conv_layers.json atomically and prints a Markdown table.
 """
@@ -51,30 +51,25 @@ def _median_ms(fn, runs: int) -> float:
 
 
 def jax_programs(layer, conv):
+    """{pass: a call that runs it once and blocks}: bench_conv_small's three programs."""
     import jax
+
+    from bench_conv_small import programs
     _, size, cin, cout, k, s, g = layer
     x = jax.random.normal(jax.random.key(0), (BATCH, size, size, cin))
     w = jax.random.normal(jax.random.key(1), (k, k, cin // g, cout)) * 0.1
     pad = ((k // 2, k // 2), (k // 2, k // 2))
-
-    def f(x, w):
-        return conv(x, w, (s, s), pad, g)
-    gy = jax.numpy.ones_like(jax.eval_shape(f, x, w))
-    progs = {"fwd": (jax.jit(f), (x, w)),
-             "dx": (jax.jit(lambda x, w, gy: jax.vjp(lambda x: f(x, w), x)[1](gy)), (x, w, gy)),
-             "dw": (jax.jit(lambda x, w, gy: jax.vjp(lambda w: f(x, w), w)[1](gy)), (x, w, gy))}
-    return {p: (lambda fn=fn, a=a: jax.block_until_ready(fn(*a))) for p, (fn, a) in
-            progs.items()}
+    progs = programs(lambda x, w: conv(x, w, (s, s), pad, g), x, w)
+    return {p: (lambda fn=progs[name][0], a=progs[name][1]: jax.block_until_ready(fn(*a)))
+            for p, name in (("fwd", "forward"), ("dx", "dx"), ("dw", "dw"))}
 
 
 def measure_jax(runs: int) -> list[dict]:
-    from jax import lax
-
     from patternnet.backend import onednn
 
     def xla(x, w, stride, pad, groups):
-        return lax.conv_general_dilated(x, w, stride, pad, dimension_numbers=(
-            "NHWC", "HWIO", "NHWC"), feature_group_count=groups)
+        return onednn.xla_conv(x, w, stride=stride, padding=pad, dilation=(1, 1),
+                               groups=groups)
 
     def dnn(x, w, stride, pad, groups):
         return onednn.conv(x, w, stride, pad, (1, 1), groups)

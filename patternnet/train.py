@@ -197,15 +197,9 @@ class _Programs:
 
         from .backend import onednn
 
-        def xla_convolutions(fn):
-            # XLA's partitioner has no rule for oneDNN's custom call: it would gather the
-            # whole batch onto every device for it (backend/onednn.py)
-            def traced(*args):
-                with onednn.off():
-                    return fn(*args)
-            return traced
-
-        step, evaluate = xla_convolutions(step), xla_convolutions(evaluate)
+        # XLA's partitioner has no rule for oneDNN's custom call: it would gather the
+        # whole batch onto every device for it (backend/onednn.py)
+        step, evaluate = onednn.xla_only(step), onednn.xla_only(evaluate)
         mesh = Mesh(np.array(jax.devices()[:devices]), ("batch",))
         rep = NamedSharding(mesh, PartitionSpec())
         bat = NamedSharding(mesh, PartitionSpec("batch"))

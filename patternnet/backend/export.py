@@ -67,7 +67,7 @@ def exported(model: "Model", params, state, batch: Optional[int] = None,
 
     ``batch=None`` makes the batch dimension symbolic; an int fixes it.  ``platforms``:
     e.g. ``("cpu", "cuda")``; by default the platform JAX runs on.  The program is
-    portable: XLA's own convolutions, never the oneDNN library's (``onednn.off``),
+    portable: XLA's own convolutions, never the oneDNN library's (``onednn.xla_only``),
     so it loads wherever JAX does."""
     kw = {} if platforms is None else {"platforms": tuple(platforms)}
     return jax.export.export(_portable_forward(model), **kw)(
@@ -75,12 +75,8 @@ def exported(model: "Model", params, state, batch: Optional[int] = None,
 
 
 def _portable_forward(model: "Model"):
-    """The jitted forward with XLA's convolutions only (``onednn.off``, entered while
-    it is traced)."""
-    def forward(params, state, x):
-        with onednn.off():
-            return model._forward_impl(params, state, x)
-    return jax.jit(forward)
+    """The jitted forward with XLA's convolutions only (``onednn.xla_only``)."""
+    return jax.jit(onednn.xla_only(model._forward_impl))
 
 
 def lower(model: "Model", params, state, batch: int = 1):

@@ -52,8 +52,6 @@ LIBRARY = _NATIVE / "_onednn_conv.so"
 SOURCE = _NATIVE / "onednn_conv.cc"
 ENV = "PATTERNNET_CPU_CONV"          # "onednn" (default) or "xla"
 _CHOICES = ("onednn", "xla")
-_TARGETS = {"conv": "PatternnetConvForward", "conv_dx": "PatternnetConvBackwardData",
-            "conv_dk": "PatternnetConvBackwardWeights"}
 
 _state = threading.local()          # "off": per thread, as tracing is
 _warned = {"env": False}
@@ -102,7 +100,7 @@ def _load_once() -> dict:
         if SOURCE.is_file() and built != hashlib.sha256(SOURCE.read_bytes()).hexdigest():
             raise OSError(f"{LIBRARY.name} was built from another version of "
                           f"{SOURCE.name}; reinstall the package (make rebuilds it)")
-        for name in _TARGETS.values():
+        for name in _TARGETS:
             jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(getattr(lib, name)),
                                         platform="cpu")
         info.update(ok=True, why="", onednn=lib.PatternnetConvOnednnVersion().decode())
@@ -131,11 +129,21 @@ def _choice() -> str:
     return value
 
 
+def xla_only(fn):
+    """``fn`` with ``off()`` entered while it runs, so that tracing it (under jit, at its
+    first call) records XLA's convolutions only."""
+    @functools.wraps(fn)
+    def traced(*args, **kwargs):
+        with off():
+            return fn(*args, **kwargs)
+    return traced
+
+
 @contextlib.contextmanager
 def off():
     """Within it, ``usable`` is False: what is traced holds XLA's convolutions only.
     Enter it inside the traced function (jit traces on first call, not where it is
-    built)."""
+    built): ``xla_only`` does."""
     before = getattr(_state, "off", False)
     _state.off = True
     try:
@@ -224,6 +232,9 @@ def xla_conv_dk(x, gy, *, kernel, stride, padding, dilation, groups):
 
 
 _XLA = {conv_p: xla_conv, conv_dx_p: xla_conv_dx, conv_dk_p: xla_conv_dk}
+# The FFI handlers of native/onednn_conv.cc, in _XLA's order.
+_TARGETS = ("PatternnetConvForward", "PatternnetConvBackwardData",
+            "PatternnetConvBackwardWeights")
 
 
 # Transposes.  With A_k x = conv(x, k): conv_dx(gy, k) = A_k^T gy and conv_dk(x, gy) is
@@ -299,7 +310,7 @@ def _cpu_lowering(target):
     return lower
 
 
-for _prim, _name in zip(_XLA, _TARGETS.values()):
+for _prim, _name in zip(_XLA, _TARGETS):
     mlir.register_lowering(_prim, _cpu_lowering(_name), platform="cpu")
     mlir.register_lowering(_prim, mlir.lower_fun(_XLA[_prim], multiple_results=False))
 
