@@ -56,8 +56,8 @@ import lark  # noqa: E402
 
 from patternnet import atomic  # noqa: E402
 from patternnet.diagnostics import PatternNetError  # noqa: E402
-from patternnet.parse import parse_source  # noqa: E402
-from patternnet.resolve import Family, resolve, select_all  # noqa: E402
+from patternnet.parser import parse_source  # noqa: E402
+from patternnet.resolver import Family, resolve, select_all  # noqa: E402
 from patternnet.source import Source  # noqa: E402
 
 TARGET_MS = 5.0          # from the issue: parse + resolve of a realistic file
@@ -233,7 +233,7 @@ def count_tokens(text: str):
     try:
         import importlib
 
-        lark_parser = importlib.import_module("patternnet.parse")._get_parser()
+        lark_parser = importlib.import_module("patternnet.parser")._get_parser()
         return sum(1 for _ in lark_parser.lex(text))
     except Exception:
         return None
@@ -311,8 +311,8 @@ def bench_file(name: str, text: str, repeat: int, warmup: int, max_networks: int
 _COLD = r"""
 import json, sys, time
 t0 = time.perf_counter_ns()
-from patternnet.parse import parse_source
-from patternnet.resolve import resolve
+from patternnet.parser import parse_source
+from patternnet.resolver import resolve
 from patternnet.source import Source
 t1 = time.perf_counter_ns()
 src = Source("<cold>", "INPUT(32x32x3) -> [CONV(16) -> RELU]*2 -> POOL -> FC(10)\n")

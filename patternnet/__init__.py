@@ -8,9 +8,6 @@ of its own.  Nothing here imports jax: the checker path stays light, and
 ``compile`` imports the backend (and jax) only when called.
 """
 
-import sys as _sys
-import types as _types
-
 from .diagnostics import (Diagnostic, ParseError, PatternNetError, ResolveError, ShapeError,
                           SourceError)
 
@@ -18,9 +15,9 @@ __version__ = "0.1.0"
 
 # The compiler's names are imported on first use (PEP 562), so that ``patternnet.load``
 # runs an export without importing the parser, resolver or checker.
-_LAZY = {"parse": "parse", "Family": "resolve", "Network": "resolve", "resolve": "resolve",
-         "CheckedFamily": "api", "Member": "api", "check": "api", "expand": "api",
-         "CheckedNet": "check", "CLayer": "check"}
+_LAZY = {"parse": "parser", "Family": "resolver", "Network": "resolver", "resolve": "resolver",
+         "CheckedFamily": "pipeline", "Member": "pipeline", "check": "pipeline",
+         "expand": "pipeline", "CheckedNet": "checker", "CLayer": "checker"}
 
 
 def __getattr__(name):
@@ -35,19 +32,6 @@ def __getattr__(name):
 
 def __dir__():
     return sorted(set(globals()) | set(_LAZY))
-
-
-class _Package(_types.ModuleType):
-    """``parse``, ``resolve``, ``check`` and ``train`` are functions here and also submodules:
-    importing a submodule must not put the module in the function's place."""
-
-    def __setattr__(self, name, value):
-        if name in ("parse", "resolve", "check", "train") and isinstance(value, _types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-_sys.modules[__name__].__class__ = _Package
 
 
 def configure_xla_cpu() -> str:
@@ -68,12 +52,12 @@ def compile(source_or_path, **kw):
 
 
 def train(source_or_path, **kw):
-    """Train one network (see ``patternnet.train.train``, docs/training.md): returns a
+    """Train one network (see ``patternnet.training.train``, docs/training.md): returns a
     ``TrainResult`` with the model, params, state and per-epoch history.
 
     Imports jax, numpy and the data loaders on first call; ``import patternnet`` does not."""
-    import importlib
-    return importlib.import_module(".train", __name__).train(source_or_path, **kw)
+    from .training import train as t
+    return t(source_or_path, **kw)
 
 
 def load(path):

@@ -29,7 +29,7 @@ import math
 import re
 from typing import Optional
 
-from .check import CBranches, CheckedNet, CLayer, CRepeat, CSeq
+from .checker import CBranches, CheckedNet, CLayer, CRepeat, CSeq, layers_in
 from .rules import fmt_shape
 
 __all__ = ["draw_svg", "FAMILIES"]
@@ -304,20 +304,6 @@ def _tip(layer: CLayer, extra: str = "") -> str:
     return "\n".join(lines)
 
 
-def _leaves(node):
-    if isinstance(node, CLayer):
-        yield node
-    elif isinstance(node, CSeq):
-        for x in node.items:
-            yield from _leaves(x)
-    elif isinstance(node, CRepeat):
-        for c in node.copies:
-            yield from _leaves(c)
-    elif isinstance(node, CBranches):
-        for b in node.branches:
-            yield from _leaves(b)
-
-
 def _out(node) -> Optional[tuple]:
     """The shape leaving ``node``, None for an empty one."""
     if isinstance(node, CLayer):
@@ -335,7 +321,7 @@ def _out(node) -> Optional[tuple]:
 def _block_name(seq: CSeq, depth: int) -> Optional[str]:
     """The block that ``seq`` is the body of, if it is one: every layer in it sits one
     block call deeper than ``depth``, in the same call."""
-    leaves = list(_leaves(seq))
+    leaves = list(layers_in(seq))
     if not leaves:
         return None
     first = leaves[0].path.split(".")
@@ -385,7 +371,7 @@ class _Builder:
         """The block call as written (``stage(128, 4)``) where the source is known."""
         if self.source is None:
             return name
-        leaf = next(_leaves(seq))
+        leaf = next(layers_in(seq))
         if len(leaf.trace) <= depth:
             return name
         span = leaf.trace[depth].span
@@ -409,7 +395,7 @@ class _Builder:
             return []
         n = len(rep.copies)
         out = (fmt_shape(_out(rep)),)
-        params = sum(l.params for l in _leaves(rep))
+        params = sum(l.params for l in layers_in(rep))
         if not self.expand:
             merged = _merge_lists(copies)
             if merged is not None:

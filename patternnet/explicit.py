@@ -50,8 +50,8 @@ def make_explicit(program: A.Program) -> A.Program:
 
 def checked_layers(program: A.Program) -> list:
     """Every ``CLayer`` of every member of every network of ``program``."""
-    from .api import _family_error, check, expand
-    from .resolve import select_all
+    from .pipeline import check, expand, members_failed
+    from .resolver import select_all
 
     layers: list = []
     for name in select_all(program):
@@ -60,7 +60,7 @@ def checked_layers(program: A.Program) -> list:
             # the same report as `patternnet check`; expand also tries `?` choices that
             # check does not, and a failing one has no values to agree on either
             check(program, net=name)
-            raise _family_error(family, program)
+            raise members_failed(family, program)
         for member in family.members:
             layers.extend(member.net.layers)
     return layers

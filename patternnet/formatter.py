@@ -28,7 +28,7 @@ import bisect
 from typing import Optional
 
 from . import ast as A
-from .parse import parse
+from .parser import parse
 
 WIDTH = 88
 CONT = 2  # indentation of a statement's continuation lines

@@ -48,7 +48,7 @@ def text(report: FileReport, *, color: bool, quiet: bool, summary: Optional[str]
     if not report.errors and not quiet:
         parts.append(f"{report.path}: ok\n" + "\n".join(_line(r) for r in report.results))
     if summary and not report.errors:
-        from .check import CheckedNet
+        from .checker import CheckedNet
         from .summary import FORMATS
 
         parts += [FORMATS[summary](r) for r in report.results if isinstance(r, CheckedNet)]
@@ -56,7 +56,7 @@ def text(report: FileReport, *, color: bool, quiet: bool, summary: Optional[str]
 
 
 def _line(result) -> str:
-    from .check import CheckedNet
+    from .checker import CheckedNet
     from .rules import fmt_shape
     from .summary import human
 
@@ -94,7 +94,7 @@ def _file_dict(report: FileReport) -> dict:
 
 
 def _result_dict(result) -> dict:
-    from .check import CheckedNet
+    from .checker import CheckedNet
     from .summary import to_dict
 
     if isinstance(result, CheckedNet):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .check import CheckedNet, CLayer
+from .checker import CheckedNet, CLayer
 from .rules import fmt_shape
 
 SCHEMA_VERSION = 1

@@ -218,12 +218,12 @@ def run_program(text: str, stage: str = "check", net: Optional[str] = None,
                 strict: bool = False):
     """Run ``text``, saved as net.pn, through the stages up to ``stage``; return the
     last stage's result or raise its ``PatternNetError``."""
-    from patternnet.parse import parse
+    from patternnet.parser import parse
 
     program = parse(text, EXAMPLE_FILE)
     if stage == "parse":
         return program
-    from patternnet.resolve import resolve
+    from patternnet.resolver import resolve
 
     resolved = resolve(program, net=net, define=define or None)
     if stage == "resolve":

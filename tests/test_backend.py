@@ -27,11 +27,11 @@ from hypothesis import strategies as st  # noqa: E402
 import patternnet  # noqa: E402
 from patternnet import ast as A  # noqa: E402
 from patternnet import summary  # noqa: E402
-from patternnet.api import check  # noqa: E402
+from patternnet.pipeline import check  # noqa: E402
 from patternnet.backend import INIT_FNS, LAYER_FNS, Model  # noqa: E402
 from patternnet.diagnostics import PatternNetError, ResolveError, ShapeError  # noqa: E402
 from patternnet.layers import NAMES  # noqa: E402
-from patternnet.parse import parse  # noqa: E402
+from patternnet.parser import parse  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"

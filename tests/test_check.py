@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from patternnet import limits
-from patternnet.api import CheckedFamily, check, expand
-from patternnet.check import CheckedNet, CRepeat, CSeq
+from patternnet.pipeline import CheckedFamily, check, expand
+from patternnet.checker import CheckedNet, CRepeat, CSeq
 from patternnet.diagnostics import PatternNetError, ResolveError, ShapeError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -168,7 +168,7 @@ def test_check_does_not_import_jax_or_numpy():
     code = (
         "import sys, json\n"
         "import patternnet\n"
-        "from patternnet.api import check, expand\n"
+        "from patternnet.pipeline import check, expand\n"
         f"n = check({str(EXAMPLES / 'resnet.pn')!r}, net='resnet50')\n"
         f"f = expand({str(EXAMPLES / 'cs231n.pn')!r})\n"
         "try:\n"

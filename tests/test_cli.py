@@ -336,7 +336,7 @@ def _boom(args):
 
 def test_internal_error_is_exit_3_without_traceback(monkeypatch, capsys, tmp_path):
     write(tmp_path, "ok.pn", CLEAN)
-    monkeypatch.setattr(cli, "cmd_check", _boom)
+    monkeypatch.setattr(cli.check, "run", _boom)
     assert cli.main(["check", str(tmp_path / "ok.pn")]) == 3
     err = capsys.readouterr().err
     assert "internal error" in err and "--debug" in err
@@ -345,7 +345,7 @@ def test_internal_error_is_exit_3_without_traceback(monkeypatch, capsys, tmp_pat
 
 def test_internal_error_with_debug_shows_the_traceback(monkeypatch, capsys, tmp_path):
     write(tmp_path, "ok.pn", CLEAN)
-    monkeypatch.setattr(cli, "cmd_check", _boom)
+    monkeypatch.setattr(cli.check, "run", _boom)
     assert cli.main(["--debug", "check", str(tmp_path / "ok.pn")]) == 3
     err = capsys.readouterr().err
     assert "Traceback" in err and "RuntimeError: boom" in err
@@ -356,7 +356,7 @@ def test_interrupt_is_exit_130(monkeypatch, tmp_path):
         raise KeyboardInterrupt
 
     write(tmp_path, "ok.pn", CLEAN)
-    monkeypatch.setattr(cli, "cmd_check", interrupted)
+    monkeypatch.setattr(cli.check, "run", interrupted)
     assert cli.main(["check", str(tmp_path / "ok.pn")]) == 130
 
 
@@ -405,7 +405,7 @@ def test_fmt_check_lists_files_without_touching_them(tmp_path, formatter):
 
 
 def test_fmt_rewrites_in_place_and_is_idempotent(tmp_path, main, formatter):
-    from patternnet.parse import parse
+    from patternnet.parser import parse
 
     p = write(tmp_path, "ugly.pn", UGLY)
     os.chmod(p, 0o640)

@@ -278,7 +278,7 @@ def test_compile_exports_a_checkpoints_parameters(tmp_path):
     import numpy as np
 
     import patternnet
-    from patternnet.data import load
+    from patternnet.training.data import load
 
     net = tmp_path / "tiny.pn"
     net.write_text("INPUT -> FC(16) -> RELU -> FC\n")
@@ -368,7 +368,7 @@ def test_an_internal_error_in_a_real_process(tree):
     """Exit 3: it says it is a bug and asks for a report; the traceback only with --debug."""
     code = ("import sys\nfrom patternnet import cli\n"
             "def boom(args):\n    raise RuntimeError('a bug')\n"
-            "cli.cmd_check = boom\nsys.exit(cli.main(sys.argv[1:]))\n")
+            "cli.check.run = boom\nsys.exit(cli.main(sys.argv[1:]))\n")
     for debug in ([], ["--debug"]):
         r = subprocess.run([sys.executable, "-c", code, *debug, "check", "good.pn"], cwd=tree,
                            capture_output=True, text=True, timeout=60)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from patternnet import cli
-from patternnet.data import DataError, load
+from patternnet.training.data import DataError, load
 
 RNG = np.random.default_rng(0)
 X = RNG.normal(size=(40, 8, 8, 1)).astype(np.float32)

@@ -28,8 +28,8 @@ import patternnet
 from patternnet import limits
 from patternnet.diagnostics import ParseError, PatternNetError, ResolveError, ShapeError
 from patternnet.layers import CONTEXT, LAYERS
-from patternnet.parse import parse
-from patternnet.resolve import select_all
+from patternnet.parser import parse
+from patternnet.resolver import select_all
 
 from doc_snippets import (DESIGN, DOC, EXAMPLE_FILE, REPO, Snippet, SnippetError,
                           expected_failure, fenced_blocks, indented_blocks, reported_notes,

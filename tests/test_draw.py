@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from patternnet.api import check
+from patternnet.pipeline import check
 from patternnet.draw import CHAR_EM, draw_svg, text_width
 from patternnet.source import read
 

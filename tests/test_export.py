@@ -59,8 +59,8 @@ loaded = patternnet.load(sys.argv[1])
 for n in (1, 5):
     x = np.load(sys.argv[2] + f"/x{n}.npy")
     np.save(sys.argv[2] + f"/y{n}.npy", np.asarray(loaded(x)))
-bad = [m for m in ("patternnet.parse", "patternnet.resolve", "patternnet.check",
-                   "patternnet.api", "patternnet.backend.model", "lark") if m in sys.modules]
+bad = [m for m in ("patternnet.parser", "patternnet.resolver", "patternnet.checker",
+                   "patternnet.pipeline", "patternnet.backend.model", "lark") if m in sys.modules]
 print("MODULES", bad)
 """
 
@@ -269,13 +269,13 @@ def test_stablehlo_text(digits):
 
 def test_import_patternnet_stays_light_and_keeps_its_functions():
     code = ("import sys, patternnet\n"
-            "light = not any(m in sys.modules for m in ('jax', 'patternnet.parse'))\n"
-            "import patternnet.parse, patternnet.check, patternnet.resolve\n"
+            "light = not any(m in sys.modules for m in ('jax', 'patternnet.parser'))\n"
+            "import patternnet.parser, patternnet.checker, patternnet.resolver\n"
             "print(light, callable(patternnet.parse), patternnet.check.__module__,"
             " patternnet.resolve.__name__, 'load' in dir(patternnet))\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
                        env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)
-    assert r.stdout.split() == ["True", "True", "patternnet.api", "resolve", "True"], r.stderr
+    assert r.stdout.split() == ["True", "True", "patternnet.pipeline", "resolve", "True"], r.stderr
 
 
 def test_platforms(digits, tmp_path):

@@ -31,13 +31,13 @@ from hypothesis import strategies as st
 
 import strategies as S
 from patternnet import cli
-from patternnet.api import expand
+from patternnet.pipeline import expand
 from patternnet.diagnostics import PatternNetError, ShapeError
 from patternnet.explicit import float_text, literal, make_explicit
 from patternnet.formatter import format_program, format_source, unified_diff
 from patternnet.layers import LAYERS
-from patternnet.parse import parse
-from patternnet.resolve import select_all
+from patternnet.parser import parse
+from patternnet.resolver import select_all
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).resolve().parent / "golden_explicit"

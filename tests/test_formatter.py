@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 
 import strategies as S
 from patternnet.formatter import format_program, format_source
-from patternnet.parse import parse
+from patternnet.parser import parse
 
 ROOT = Path(__file__).resolve().parent.parent
 PROPERTY = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -25,8 +25,8 @@ from pathlib import Path
 import pytest
 
 from patternnet.diagnostics import ParseError, PatternNetError, ResolveError
-from patternnet.parse import parse
-from patternnet.resolve import resolve
+from patternnet.parser import parse
+from patternnet.resolver import resolve
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 UPDATE = os.environ.get("PATTERNNET_UPDATE_GOLDEN") == "1"

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from patternnet.diagnostics import PatternNetError
-from patternnet.parse import parse
+from patternnet.parser import parse
 
 ROOT = Path(__file__).resolve().parent.parent
-PARSE = sys.modules["patternnet.parse"]
+PARSE = sys.modules["patternnet.parser"]
 SOURCES = sorted((ROOT / "examples").glob("*.pn")) + sorted((ROOT / "tests" / "golden").glob("*.pn"))
 
 
@@ -60,7 +60,7 @@ def _run(code: str, cache: str) -> str:
 
 
 PROBE = ("import sys, patternnet; patternnet.check('examples/vgg.pn', net='vgg16'); "
-         "print(sys.modules['patternnet.parse']._R.__name__, 'lark' in sys.modules)")
+         "print(sys.modules['patternnet.parser']._R.__name__, 'lark' in sys.modules)")
 
 
 def test_generated_once_then_imported_without_lark(tmp_path):

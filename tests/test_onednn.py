@@ -367,7 +367,7 @@ def test_sharded_training_keeps_xla_convolutions():
     done = _python(f"""
         import jax, jax.numpy as jnp, numpy as np, optax
         import patternnet
-        from patternnet.train import _Programs
+        from patternnet.training.loop import _Programs
         m = patternnet.compile({NET!r})
         progs = _Programs(m, optax.sgd(0.1), lambda i: 0.1, devices=2)
         p, s = m.init(0)

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 import strategies as S
 from patternnet.diagnostics import ParseError, PatternNetError
 from patternnet.formatter import format_program
-from patternnet.parse import parse
+from patternnet.parser import parse
 
 QUICK = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SLOW = settings(max_examples=10_000, deadline=None,

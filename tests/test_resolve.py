@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 
 from patternnet import limits
 from patternnet.diagnostics import Diagnostic, Frame, ParseError, ResolveError
-from patternnet.parse import parse
-from patternnet.resolve import (Family, FreeRange, Network, RBlock, RBranches, RLayer,
+from patternnet.parser import parse
+from patternnet.resolver import (Family, FreeRange, Network, RBlock, RBranches, RLayer,
                                 ROptional, RRepeat, RSeq, lazy_product, resolve, select_all)
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from patternnet.api import check
+from patternnet.pipeline import check
 from patternnet.diagnostics import ShapeError
 
 

@@ -25,9 +25,9 @@ from pathlib import Path
 
 import pytest
 
-from patternnet.api import check
+from patternnet.pipeline import check
 from patternnet.diagnostics import ShapeError
-from patternnet.parse import parse
+from patternnet.parser import parse
 
 GOLDEN = Path(__file__).resolve().parent / "golden_shapes"
 UPDATE = os.environ.get("PATTERNNET_UPDATE_GOLDEN") == "1"

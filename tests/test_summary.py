@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from patternnet import summary
-from patternnet.api import check
+from patternnet.pipeline import check
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).resolve().parent / "golden_summaries"

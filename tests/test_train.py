@@ -17,10 +17,11 @@ import jax
 import numpy as np
 import pytest
 
-from patternnet import checkpoint as ckpt
-from patternnet import cli, train_cli
-from patternnet.data import TrainError
-from patternnet.train import DEFAULTS, NonFiniteLoss, check_devices, train
+from patternnet.training import checkpoint as ckpt
+from patternnet import cli
+from patternnet.cli import train as train_cli
+from patternnet.training.data import TrainError
+from patternnet.training import DEFAULTS, NonFiniteLoss, check_devices, train
 
 ROOT = Path(__file__).resolve().parent.parent
 # bare INPUT and bare final FC: the data fixes 8x8x1 and 10 classes.  TINY has BN
@@ -89,7 +90,7 @@ def test_resume_is_bit_identical(tmp_path):
 
 
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
-    train_mod = sys.modules["patternnet.train"]   # patternnet.train is the function
+    train_mod = sys.modules["patternnet.training.loop"]
 
     real = train_mod._Programs.__init__
 
@@ -275,7 +276,7 @@ def test_a_network_ending_in_softmax_trains_on_its_logits():
     run = train("INPUT -> FC(16) -> RELU -> FC -> SOFTMAX", epochs=2, lr=1e-2)
     assert run.history[-1]["loss"] < run.history[0]["loss"]
     assert run.test_accuracy > 0.6
-    from patternnet.train import predict
+    from patternnet.training import predict
 
     x = np.zeros((2, 8, 8, 1), np.float32)
     logits, probs = predict(run.model, run.params, run.state, x)
@@ -287,7 +288,7 @@ def test_a_network_ending_in_softmax_trains_on_its_logits():
 def test_resume_after_ctrl_c_mid_epoch_is_bit_identical(tmp_path, monkeypatch):
     """Ctrl-C between two steps of an epoch: the checkpoint holds that step, and the
     resumed run ends where the uninterrupted one does."""
-    train_mod = sys.modules["patternnet.train"]   # patternnet.train is the function
+    train_mod = sys.modules["patternnet.training.loop"]
 
     class CtrlCAtStep13(train_mod._Interrupts):   # the loop asks once before each step
         def __init__(self):

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from patternnet import ast as A
-from patternnet.api import check, expand
-from patternnet.check import CheckedNet
-from patternnet.parse import parse
-from patternnet.resolve import resolve
+from patternnet.pipeline import check, expand
+from patternnet.checker import CheckedNet
+from patternnet.parser import parse
+from patternnet.resolver import resolve
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -167,17 +167,8 @@ def test_intermediate_sizes_of_the_papers():
 
 
 def _branches(node):
-    from patternnet.check import CBranches, CRepeat, CSeq
-    if isinstance(node, CBranches):
-        yield node
-        for b in node.branches:
-            yield from _branches(b)
-    elif isinstance(node, CSeq):
-        for item in node.items:
-            yield from _branches(item)
-    elif isinstance(node, CRepeat):
-        for c in node.copies:
-            yield from _branches(c)
+    from patternnet.checker import CBranches, walk
+    return (n for n in walk(node) if isinstance(n, CBranches))
 
 
 # --- brevity ----------------------------------------------------------------------------

@@ -22,10 +22,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..api import check_resolved, load, parse_shape
-from ..check import CBranches, CheckedNet, CLayer, CRepeat, CSeq
-from ..diagnostics import Diagnostic, ResolveError
-from ..resolve import Family, resolve
+from ..checker import CBranches, CheckedNet, CLayer, CRepeat, CSeq
+from ..pipeline import one_network
 from .layers import CHUNK, INIT_FNS, LAYER_FNS, Ctx, Init, Layer, path_seed
 
 LOSSES = ("cross_entropy", "mse")
@@ -836,23 +834,6 @@ def compile(source_or_path, *, net: Optional[str] = None, define: Optional[dict]
             raise ValueError("compile(CheckedNet): net, define, input_shape and classes "
                              "were already applied by check; leave them out")
         return Model(source_or_path, dtype, scan, layout)
-    program = load(source_or_path)
-    resolved = resolve(program, net=net, define=define)
-    if isinstance(resolved, Family):
-        raise _family_error(resolved, program)
-    checked = check_resolved(resolved, program, parse_shape(input_shape), classes, strict)
+    checked = one_network(source_or_path, net=net, define=define, input_shape=input_shape,
+                          classes=classes, strict=strict)
     return Model(checked, dtype, scan, layout)
-
-
-def _family_error(fam: Family, program) -> ResolveError:
-    free = fam.free
-    names = [f"`{r.name}` ({r.lo}..{r.hi})" for r in free]
-    listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
-    verb = "is a free range" if len(free) == 1 else "are free ranges"
-    example = ", ".join(f"{r.name!r}: {r.lo}" for r in free)
-    flags = " ".join(f"-D {r.name}={r.lo}" for r in free)
-    return ResolveError([Diagnostic(
-        "E210", f"{fam.name or 'the default network'} is a family of {fam.size:,} networks ({listed} {verb}); "
-        "compile needs one network", free[0].span if free else None,
-        help=f"fix the ranges: define={{{example}}} (on the command line {flags}); "
-        "patternnet.expand lists the members")], {program.file: program.text})

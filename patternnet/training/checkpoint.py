@@ -84,7 +84,7 @@ def save(path, *, params, state, opt_state, rng, meta: dict) -> None:
     """Write a checkpoint atomically (the old one stays whole until the rename)."""
     import jax
 
-    from .atomic import atomic_open
+    from ..atomic import atomic_open
 
     arrays: dict = {}
     _flatten(params, "params", arrays)

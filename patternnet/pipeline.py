@@ -1,7 +1,11 @@
-"""The Python entry points: ``check`` and ``expand`` (``compile`` lives in the backend).
+"""The front door: source text -> parse -> resolve -> check, written once.
 
-Each takes a path or source text, runs parse -> resolve -> check, and either returns
-plain frozen data or raises a ``PatternNetError`` carrying every diagnostic.
+``check`` (a network, or a family member by member), ``expand`` (every member, failing
+ones too) and ``one_network`` (the one network that ``compile``, ``train`` and ``draw``
+need: a family is refused with ``FamilyError``) are the only ways from a path or text
+to a ``CheckedNet``; ``patternnet.check``, ``patternnet.compile``, ``patternnet.train``
+and every command go through them.  Each returns plain frozen data or raises a
+``PatternNetError`` carrying every diagnostic.
 """
 
 from __future__ import annotations
@@ -12,10 +16,10 @@ from typing import Optional, Union
 from .record import field, record
 from . import limits
 from .ast import Program
-from .check import CheckedNet, _check
+from .checker import CheckedNet, attempt
 from .diagnostics import Diagnostic, PatternNetError, ResolveError, ShapeError, SourceError
-from .parse import parse_source
-from .resolve import Family, Network, resolve
+from .parser import parse_source
+from .resolver import Family, FreeRange, Network, resolve
 from .source import Source, read
 
 
@@ -111,13 +115,13 @@ def check_resolved(resolved: Union[Network, Family], program: Program, shape=Non
                                 or classes < 1):
         raise SourceError([Diagnostic("E004", f"classes={classes!r}: expected a positive integer")])
     if isinstance(resolved, Network):
-        result, _ = _check(resolved, shape, classes, strict, ())
+        result = attempt(resolved, shape, classes, strict).result
         if isinstance(result, PatternNetError):
             raise result
         return result
     fam = _family(resolved, shape, classes, strict)
     if fam.failures:
-        raise _family_error(fam, program)
+        raise members_failed(fam, program)
     return fam
 
 
@@ -158,13 +162,14 @@ def _explore(net: Network, shape, classes, strict, prefix: list, bind, out: list
     stack = [list(prefix)]
     while stack:
         choices = stack.pop()
-        result, w = _check(net, shape, classes, strict, choices)
-        if w.dropped_on:
+        a = attempt(net, shape, classes, strict, choices)
+        if a.dropped_on:
             continue
+        result = a.result
         if isinstance(result, PatternNetError):
-            out.append(Member(bind, tuple(w.made), None, result))
+            out.append(Member(bind, a.made, None, result))
             continue
-        if w.choice_at > len(choices):
+        if a.choice_at > len(choices):
             stack.append(choices + [False])
             stack.append(choices + [True])
             continue
@@ -173,7 +178,8 @@ def _explore(net: Network, shape, classes, strict, prefix: list, bind, out: list
             return
 
 
-def _family_error(fam: CheckedFamily, program: Program) -> ShapeError:
+def members_failed(fam: CheckedFamily, program: Program) -> ShapeError:
+    """Every failing member's errors, each message prefixed with the member's binding."""
     diags = []
     for m in fam.failures:
         for d in m.error.diagnostics:
@@ -182,3 +188,50 @@ def _family_error(fam: CheckedFamily, program: Program) -> ShapeError:
             diags.append(Diagnostic(d.code, f"member {m.label}: {d.message}", d.span, d.help,
                                     d.notes, d.severity, d.label, d.trace))
     return ShapeError(diags[: limits.MAX_ERRORS], {program.file: program.text})
+
+
+# --- one network: compile, train, draw ------------------------------------------------
+
+
+class FamilyError(ResolveError):
+    """One network was needed and the selection is a family (E210): ``family`` says
+    which ranges are free; ``one_line()`` is the short form a command prints."""
+
+    def __init__(self, family: Family, program: Program, needs: str = "compile"):
+        self.family = family
+        super().__init__([_refusal(family, needs)], {program.file: program.text})
+
+    def one_line(self, file: str, verb: str) -> str:
+        fam = self.family
+        which = f"`{fam.name}`" if fam.name else "the default network"
+        ranges = ", ".join(f"{r.name} in {r.lo}..{r.hi}" for r in fam.free)
+        pick = " ".join(f"-D {r.name}={r.hi}" for r in fam.free)
+        return f"{file}: {which} is a family over {ranges}; {verb} one member, e.g. {pick}"
+
+
+def _refusal(fam: Family, needs: str) -> Diagnostic:
+    free: tuple[FreeRange, ...] = fam.free
+    names = [f"`{r.name}` ({r.lo}..{r.hi})" for r in free]
+    listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    verb = "is a free range" if len(free) == 1 else "are free ranges"
+    example = ", ".join(f"{r.name!r}: {r.lo}" for r in free)
+    flags = " ".join(f"-D {r.name}={r.lo}" for r in free)
+    return Diagnostic(
+        "E210", f"{fam.name or 'the default network'} is a family of {fam.size:,} networks "
+        f"({listed} {verb}); {needs} needs one network", free[0].span if free else None,
+        help=f"fix the ranges: define={{{example}}} (on the command line {flags}); "
+        "patternnet.expand lists the members")
+
+
+def one_network(source_or_path, *, net: Optional[str] = None, define: Optional[dict] = None,
+                input_shape=None, classes: Optional[int] = None, strict: bool = False,
+                needs: str = "compile") -> CheckedNet:
+    """The one network ``compile``, ``train`` and ``draw`` use, checked; a family (free
+    ranges left) raises ``FamilyError`` (E210) naming them and the ``define`` to give."""
+    program = load(source_or_path)
+    resolved = resolve(program, net=net, define=define)
+    if isinstance(resolved, Family):
+        raise FamilyError(resolved, program, needs)
+    result = check_resolved(resolved, program, parse_shape(input_shape), classes, strict)
+    assert isinstance(result, CheckedNet)
+    return result

@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 from typing import Optional
 
-from .record import record
+from ..record import record
 
 #: the seed of every held-out split, fixed (not ``--seed``): a run's test split must not
 #: change with the seed, or ``eval`` of a checkpoint would score training images

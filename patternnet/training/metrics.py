@@ -36,7 +36,7 @@ class Metrics:
                         epochs.append(rec)
                     elif kind == "step":
                         self.steps.append((rec["step"], rec["loss"]))
-            from .atomic import write_atomic
+            from ..atomic import write_atomic
             write_atomic(self.path, "".join(kept))
         return epochs
 
@@ -74,7 +74,7 @@ def plot_metrics(path: str, steps: list, history: list, steps_per_epoch: int,
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    from .atomic import atomic_open
+    from ..atomic import atomic_open
 
     fig = Figure(figsize=(10, 4), dpi=110, layout="constrained")
     ax_loss, ax_acc = fig.subplots(1, 2)

@@ -38,7 +38,7 @@ from .data import Dataset, MismatchError, TrainError, check_fits
 from .data import load as load_data
 from .metrics import Metrics
 from .progress import reporter
-from .record import record
+from ..record import record
 
 OPTIMIZERS = ("sgd", "momentum", "adam", "adamw")
 SCHEDULES = ("constant", "cosine", "step")
@@ -148,7 +148,7 @@ def _log_probs(y):
     float64 model's in float64 (the backend's rule for its losses, model._loss_precision)."""
     import jax
 
-    from .backend.model import _loss_precision
+    from ..backend.model import _loss_precision
 
     return jax.nn.log_softmax(_loss_precision(y), axis=-1)
 
@@ -195,7 +195,7 @@ class _Programs:
             return
         from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-        from .backend import onednn
+        from ..backend import onednn
 
         # XLA's partitioner has no rule for oneDNN's custom call: it would gather the
         # whole batch onto every device for it (backend/onednn.py)
@@ -285,7 +285,7 @@ def compile_for(source_or_path, data_shape: tuple, classes: int, *, net=None, de
                 dtype="float32"):
     """The model, with a bare INPUT taking the data's shape and a bare final FC the
     data's classes.  A written shape that disagrees is a ``MismatchError``."""
-    from .backend import compile as _compile
+    from ..backend import compile as _compile
 
     model = _compile(source_or_path, net=net, define=define, input_shape=tuple(data_shape),
                      classes=int(classes), dtype=dtype)
@@ -372,7 +372,8 @@ def _data_id(data: Dataset) -> dict:
             "shape": list(data.input_shape), "classes": data.classes, "labels": h.hexdigest()}
 
 
-def _source_label(source_or_path, net) -> str:
+def run_label(source_or_path, net) -> str:
+    """The run's name: ``net``, else the .pn file's stem, else "net"."""
     if net:
         return net
     s = os.fspath(source_or_path) if isinstance(source_or_path, os.PathLike) else source_or_path
@@ -383,7 +384,7 @@ def _source_label(source_or_path, net) -> str:
 
 def default_run_dir(source_or_path, net=None, root: str = "runs") -> str:
     """``runs/<net>-<YYYYmmdd-HHMMSS>`` (a suffix when that exists already)."""
-    base = os.path.join(root, f"{_source_label(source_or_path, net)}-"
+    base = os.path.join(root, f"{run_label(source_or_path, net)}-"
                               f"{time.strftime('%Y%m%d-%H%M%S')}")
     path, i = base, 1
     while os.path.exists(path):
@@ -429,7 +430,7 @@ def train(source_or_path, *, data="digits", epochs: Optional[int] = None,
     model = compile_for(source_or_path, dataset.input_shape, dataset.classes, net=net,
                         define=define, dtype=hyper.dtype)
     check_fits(dataset, model.input_shape, model.output_shape, source=_path_of(source_or_path))
-    label = _source_label(source_or_path, net)
+    label = run_label(source_or_path, net)
     config = {"net": net, "define": define, "data_spec": data_spec, "data": _data_id(dataset),
               "hyper": hyper.to_dict(), "input_shape": list(model.input_shape),
               "classes": dataset.classes, "params": model.checked.params, "source": label}

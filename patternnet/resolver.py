@@ -19,7 +19,7 @@ from . import ast as A
 from . import limits
 from .diagnostics import Diagnostic, Frame, ResolveError, did_you_mean
 from .layers import LAYERS, LayerSpec
-from .parse import as_layer
+from .parser import as_layer
 
 # --- the resolved network ------------------------------------------------------------
 
@@ -788,7 +788,7 @@ def parse_define(define: Optional[dict]) -> dict:
 
 
 def _parse_define_text(name: str, text: str):
-    from .parse import parse
+    from .parser import parse
     from .diagnostics import PatternNetError
 
     try:

@@ -16,7 +16,7 @@ from . import limits
 from .ast import Span
 from .diagnostics import Diagnostic, Frame, ShapeError
 from .layers import CONTEXT, LAYERS, REQUIRED
-from .resolve import (Network, RBlock, RBranches, RLayer, ROptional, RRepeat, RSeq,
+from .resolver import (Network, RBlock, RBranches, RLayer, ROptional, RRepeat, RSeq,
                       normalize_arg)
 from .rules import SHAPE_RULES, RuleError, fmt_shape
 
@@ -25,7 +25,6 @@ DEFAULT_CLASSES = 10
 BARE_FIRST_FILTERS = 32
 BARE_MAX_FILTERS = 512
 BARE_HIDDEN_UNITS = 128
-PARAM_KINDS = ("CONV", "FC", "BN")
 
 # --- the checked graph ---------------------------------------------------------------
 
@@ -79,6 +78,26 @@ class CBranches:
 
 
 CNode = Union[CLayer, CSeq, CRepeat, CBranches]
+
+
+def walk(node: CNode):
+    """Every node of a checked graph, depth first in execution order, ``node`` itself
+    first: the one walk that the backend, the diagram and the tests share."""
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        yield n
+        if isinstance(n, CSeq):
+            stack.extend(reversed(n.items))
+        elif isinstance(n, CRepeat):
+            stack.extend(reversed(n.copies))
+        elif isinstance(n, CBranches):
+            stack.extend(reversed(n.branches))
+
+
+def layers_in(node: CNode):
+    """The layers of a checked graph (or part of one), execution order."""
+    return (n for n in walk(node) if isinstance(n, CLayer))
 
 
 @record
@@ -500,6 +519,21 @@ def _is_skip(seq: RSeq) -> bool:
 # --- the public entry ----------------------------------------------------------------
 
 
+@record
+class Attempt:
+    """One check of a network under a list of ``?`` choices: the result (a
+    ``CheckedNet`` or the ``ShapeError``), and what the walk met on the way, which
+    ``patternnet.pipeline`` uses to enumerate a family's on/off members."""
+    result: Union[CheckedNet, ShapeError] = field(compare=False)
+    made: tuple[bool, ...]          # each `?` met: kept or left out
+    choice_at: int                  # how many `?` instances the walk met
+    dropped_on: tuple[int, ...]     # choices asked "on" that did not fit (left out)
+
+    @property
+    def ok(self) -> bool:
+        return isinstance(self.result, CheckedNet)
+
+
 def check_network(net: Network, *, input_shape=None, classes=None, strict=False,
                   choices: Sequence[bool] = ()) -> CheckedNet:
     """Check one resolved network; raise ShapeError with every error found.
@@ -507,13 +541,20 @@ def check_network(net: Network, *, input_shape=None, classes=None, strict=False,
     ``choices`` turns each `?` met on or off in order; past its end a `?` is kept
     where it fits.
     """
-    result, _ = _check(net, input_shape, classes, strict, choices)
+    result = attempt(net, input_shape, classes, strict, choices).result
     if isinstance(result, ShapeError):
         raise result
     return result
 
 
-def _check(net: Network, input_shape, classes, strict, choices):
+def attempt(net: Network, input_shape=None, classes=None, strict=False,
+            choices: Sequence[bool] = ()) -> Attempt:
+    """Check ``net`` under ``choices`` without raising: an ``Attempt``."""
+    result, w = _walk(net, input_shape, classes, strict, choices)
+    return Attempt(result, tuple(w.made), w.choice_at, tuple(w.dropped_on))
+
+
+def _walk(net: Network, input_shape, classes, strict, choices):
     """(CheckedNet or ShapeError, the walker) -- the walker tells which `?` it met."""
     written = net.input.get("shape")
     shape = written or (tuple(input_shape) if input_shape else DEFAULT_INPUT)
