@@ -1,7 +1,7 @@
 """The commands through a real subprocess: ``check`` on many paths and in its three formats (text, json, github), ``compile``, ``expand``, ``fmt`` on directories, Ctrl-C.
 
-Goldens in tests/golden_cli/ (``PATTERNNET_UPDATE_GOLDEN=1`` rewrites them; review the
-diff by eye); the JSON document is validated against docs/check.schema.json.
+Goldens in tests/golden_cli/ (``pytest --update-goldens``, or ``PATTERNNET_UPDATE_GOLDEN=1``,
+rewrites them; review the diff by eye); the JSON document is validated against docs/check.schema.json.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from patternnet.report import FileReport, github
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).resolve().parent / "golden_cli"
-UPDATE = os.environ.get("PATTERNNET_UPDATE_GOLDEN") == "1"
 SCHEMA = json.loads((ROOT / "docs" / "check.schema.json").read_text())
 
 FILES = {
@@ -47,15 +46,6 @@ def tree(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def golden(name: str, text: str) -> None:
-    path = GOLDEN / name
-    if UPDATE:
-        GOLDEN.mkdir(exist_ok=True)
-        path.write_text(text)
-    assert path.exists(), f"missing golden {path}; run with PATTERNNET_UPDATE_GOLDEN=1"
-    assert text == path.read_text()
-
-
 def validate(doc: dict) -> None:
     jsonschema = pytest.importorskip("jsonschema")
     jsonschema.validate(doc, SCHEMA)
@@ -65,12 +55,12 @@ def validate(doc: dict) -> None:
 
 
 @pytest.mark.parametrize("fmt", ["text", "json", "github"])
-def test_formats_golden(tree, fmt):
+def test_formats_golden(tree, fmt, golden):
     r = pn("check", *FILES, "missing.pn", "--format", fmt, cwd=tree)
     assert r.returncode == 2  # a missing path outranks the problems in the input
     assert r.stderr == "patternnet: error: missing.pn: no such file\n"
     out = r.stdout.replace(f'"version": "{__version__}"', '"version": "<version>"')
-    golden(f"check.{fmt}", out)
+    golden(GOLDEN / f"check.{fmt}", out)
 
 
 def test_json_document(tree):
@@ -299,11 +289,11 @@ def test_compile_exports_a_checkpoints_parameters(tmp_path):
 FAMILY = "n in 1..3\nINPUT(4x4x3) -> [CONV(8) -> POOL]*n -> FC(10)\n"
 
 
-def test_expand_table_golden(tmp_path):
+def test_expand_table_golden(tmp_path, golden):
     (tmp_path / "fam.pn").write_text(FAMILY)
     r = pn("expand", "fam.pn", cwd=tmp_path)
     assert r.returncode == 1  # n = 3 pools 4x4 down to nothing
-    golden("expand.text", r.stdout)
+    golden(GOLDEN / "expand.text", r.stdout)
     assert r.stdout.rstrip().endswith("3 members, 2 ok, 1 failing")
 
 

@@ -1,11 +1,11 @@
 """``patternnet draw``: the SVG diagram (patternnet/draw.py) and its command.
 
 Golden SVGs live in tests/golden_draw/; after an intended change of the picture,
-rewrite them with
+rewrite them (and the diagrams in docs/img) with
 
-    PATTERNNET_UPDATE_GOLDEN=1 .venv/bin/python -m pytest tests/test_draw.py
+    .venv/bin/python -m pytest tests/test_draw.py --update-goldens
 
-and look at the result (open the .svg in a browser) before committing.  Besides the
+(or ``PATTERNNET_UPDATE_GOLDEN=1``) and look at the result (open the .svg in a browser) before committing.  Besides the
 goldens: the SVG parses as XML with a viewBox that holds everything drawn, no two
 boxes or labels overlap, it rasterises (resvg, a self-contained wheel) to a picture
 of the declared size that is not blank, and repeats, copies and branches are drawn
@@ -31,7 +31,6 @@ from patternnet.source import read
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).resolve().parent / "golden_draw"
-UPDATE = os.environ.get("PATTERNNET_UPDATE_GOLDEN") == "1"
 SVG = "{http://www.w3.org/2000/svg}"
 
 NETS = {  # key: (file, --net, expand)
@@ -65,18 +64,8 @@ def nodes(root: ET.Element, cls: str) -> list:
 
 
 @pytest.mark.parametrize("key", GOLDEN_KEYS)
-def test_golden(key):
-    got = svg_of(key)
-    path = GOLDEN / f"{key}.svg"
-    if UPDATE:
-        path.parent.mkdir(exist_ok=True)
-        path.write_text(got, encoding="utf-8", newline="\n")
-    assert path.exists(), f"missing golden {path}; run with PATTERNNET_UPDATE_GOLDEN=1"
-    want = path.read_text(encoding="utf-8")
-    if got != want:
-        for i, (a, b) in enumerate(zip(got.splitlines(), want.splitlines()), 1):
-            assert a == b, f"{path.name} line {i} differs"
-        assert got == want
+def test_golden(key, golden):
+    golden(GOLDEN / f"{key}.svg", svg_of(key))  # a mismatch names the first differing line
 
 
 def test_deterministic():
@@ -389,10 +378,6 @@ def test_copies_that_differ_in_shape_are_all_drawn():
 
 @pytest.mark.parametrize("key,name", [("seed", "cs231n_seed"), ("resnet18", "resnet18"),
                                       ("googlenet", "googlenet")])
-def test_docs_images_are_current(key, name):
+def test_docs_images_are_current(key, name, golden):
     """docs/img holds diagrams made by `patternnet draw`; they follow the drawing code."""
-    path = ROOT / "docs" / "img" / f"{name}.svg"
-    if UPDATE:
-        path.write_text(svg_of(key), encoding="utf-8", newline="\n")
-    assert path.read_text(encoding="utf-8") == svg_of(key), (
-        f"{path} is stale; run with PATTERNNET_UPDATE_GOLDEN=1")
+    golden(ROOT / "docs" / "img" / f"{name}.svg", svg_of(key))

@@ -12,9 +12,9 @@ Golden files: ``tests/golden_explicit/<name>.pn`` is an input and
 ``<name>.explicit.pn`` what ``fmt --explicit`` makes of it.  After an intended change,
 regenerate them with
 
-    PATTERNNET_UPDATE_GOLDEN=1 .venv/bin/python -m pytest tests/test_fmt_explicit.py
+    .venv/bin/python -m pytest tests/test_fmt_explicit.py --update-goldens
 
-and review the diff.
+(or ``PATTERNNET_UPDATE_GOLDEN=1``) and review the diff.
 """
 
 from __future__ import annotations
@@ -41,7 +41,6 @@ from patternnet.resolver import select_all
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).resolve().parent / "golden_explicit"
-UPDATE = os.environ.get("PATTERNNET_UPDATE_GOLDEN") == "1"
 CASES = sorted(p.name[:-3] for p in GOLDEN.glob("*.pn")
                if not p.name.endswith(".explicit.pn"))
 EXAMPLES = sorted((ROOT / "examples").glob("*.pn"))
@@ -95,16 +94,9 @@ def assert_promises(text: str) -> str:
 
 
 @pytest.mark.parametrize("name", CASES)
-def test_golden(name):
+def test_golden(name, golden):
     source = (GOLDEN / f"{name}.pn").read_text(encoding="utf-8")
-    got = assert_promises(source)
-    expected = GOLDEN / f"{name}.explicit.pn"
-    if UPDATE:
-        if not expected.exists() or expected.read_text(encoding="utf-8") != got:
-            expected.write_text(got, encoding="utf-8")
-        return
-    assert expected.exists(), f"{expected.name} is missing; run with PATTERNNET_UPDATE_GOLDEN=1"
-    assert got == expected.read_text(encoding="utf-8")
+    golden(GOLDEN / f"{name}.explicit.pn", assert_promises(source))
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)

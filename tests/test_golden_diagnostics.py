@@ -10,15 +10,15 @@ resolve.  Header comments at the top of a .pn set options:
 
 To regenerate the .txt files after an intended change of wording, run
 
-    PATTERNNET_UPDATE_GOLDEN=1 .venv/bin/python -m pytest tests/test_golden_diagnostics.py
+    .venv/bin/python -m pytest tests/test_golden_diagnostics.py --update-goldens
 
-and review the diff by eye: every message must say where the problem is and how to
-fix it.  A .txt is never created or changed without that variable.
+(or ``PATTERNNET_UPDATE_GOLDEN=1``) and review the diff by eye: every message must say
+where the problem is and how to fix it.  A .txt is never created or changed without
+that option.
 """
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -29,7 +29,6 @@ from patternnet.parser import parse
 from patternnet.resolver import resolve
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
-UPDATE = os.environ.get("PATTERNNET_UPDATE_GOLDEN") == "1"
 CASES = sorted(p.stem for p in GOLDEN.glob("*.pn"))
 
 # Diagnostics that have no place in the file, so no "-->" line and no caret.
@@ -71,17 +70,9 @@ def diagnose(name: str) -> PatternNetError:
 
 
 @pytest.mark.parametrize("name", CASES)
-def test_golden(name):
+def test_golden(name, golden):
     error = diagnose(name)
-    got = error.render(color=False) + "\n"
-    expected_path = GOLDEN / f"{name}.txt"
-    if UPDATE:
-        if not expected_path.exists() or expected_path.read_text(encoding="utf-8") != got:
-            expected_path.write_text(got, encoding="utf-8")
-        return
-    assert expected_path.exists(), (
-        f"{expected_path.name} is missing; run with PATTERNNET_UPDATE_GOLDEN=1 and review it")
-    assert got == expected_path.read_text(encoding="utf-8")
+    golden(GOLDEN / f"{name}.txt", error.render(color=False) + "\n")
 
 
 @pytest.mark.parametrize("name", CASES)

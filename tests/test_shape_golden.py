@@ -12,14 +12,14 @@ called ``golden_shapes/<name>.pn``.  Header comments at the top of a .pn set opt
 
 To regenerate the .txt files after an intended change of wording, run
 
-    PATTERNNET_UPDATE_GOLDEN=1 .venv/bin/python -m pytest tests/test_shape_golden.py
+    .venv/bin/python -m pytest tests/test_shape_golden.py --update-goldens
 
-and review the diff by eye.  A .txt is never created or changed without that variable.
+(or ``PATTERNNET_UPDATE_GOLDEN=1``) and review the diff by eye.  A .txt is never
+created or changed without that option.
 """
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -30,7 +30,6 @@ from patternnet.diagnostics import ShapeError
 from patternnet.parser import parse
 
 GOLDEN = Path(__file__).resolve().parent / "golden_shapes"
-UPDATE = os.environ.get("PATTERNNET_UPDATE_GOLDEN") == "1"
 CASES = sorted(p.stem for p in GOLDEN.glob("*.pn"))
 
 
@@ -70,16 +69,8 @@ def diagnose(name: str) -> ShapeError:
 
 
 @pytest.mark.parametrize("name", CASES)
-def test_golden(name):
-    got = diagnose(name).render(color=False) + "\n"
-    expected = GOLDEN / f"{name}.txt"
-    if UPDATE:
-        if not expected.exists() or expected.read_text(encoding="utf-8") != got:
-            expected.write_text(got, encoding="utf-8")
-        return
-    assert expected.exists(), (
-        f"{expected.name} is missing; run with PATTERNNET_UPDATE_GOLDEN=1 and review it")
-    assert got == expected.read_text(encoding="utf-8")
+def test_golden(name, golden):
+    golden(GOLDEN / f"{name}.txt", diagnose(name).render(color=False) + "\n")
 
 
 @pytest.mark.parametrize("name", CASES)

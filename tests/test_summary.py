@@ -2,7 +2,8 @@
 numbers in every form agree with the checked network.
 
 Golden files live in tests/golden_summaries/; after an intended change, rewrite them
-with PATTERNNET_UPDATE_GOLDEN=1 and review the diff by eye.
+with ``pytest tests/test_summary.py --update-goldens`` (or ``PATTERNNET_UPDATE_GOLDEN=1``)
+and review the diff by eye.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -22,7 +22,6 @@ from patternnet.pipeline import check
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).resolve().parent / "golden_summaries"
-UPDATE = os.environ.get("PATTERNNET_UPDATE_GOLDEN") == "1"
 
 NETS = {
     "seed": ("cs231n.pn", "seed"),
@@ -41,18 +40,13 @@ def checked(key):
 
 @pytest.mark.parametrize("form", FORMS)
 @pytest.mark.parametrize("key", NETS)
-def test_golden(key, form):
+def test_golden(key, form, golden):
     if form == "json" and key != "seed":
         pytest.skip("one JSON golden is enough; the others are checked structurally")
     got = FORMS[form](checked(key))
     if not got.endswith("\n"):
         got += "\n"
-    path = GOLDEN / f"{key}.{form}"
-    if UPDATE:
-        path.parent.mkdir(exist_ok=True)
-        path.write_text(got, encoding="utf-8")
-    assert path.exists(), f"missing golden {path}; run with PATTERNNET_UPDATE_GOLDEN=1"
-    assert got == path.read_text(encoding="utf-8")
+    golden(GOLDEN / f"{key}.{form}", got)
 
 
 @pytest.mark.parametrize("key", NETS)
