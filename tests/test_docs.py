@@ -25,7 +25,7 @@ import re
 import pytest
 
 import patternnet
-from patternnet import limits
+from patternnet import explain, limits
 from patternnet.diagnostics import ParseError, PatternNetError, ResolveError, ShapeError
 from patternnet.layers import CONTEXT, LAYERS
 from patternnet.parser import parse
@@ -57,17 +57,11 @@ PROGRAMS, FRAGMENTS, PYTHON = _of("pn"), _of("pn-fragment"), _of("python")
 ERRORS, NOTES = _of("pn-error"), _of("pn-notes")
 OUTPUTS = ERRORS + NOTES  # the examples whose rendered text the page shows
 
-# Codes that have no example on the page, and why.
-NO_EXAMPLE = {
-    "E001": "file errors come from reading a path, not from program text",
-    "E002": "file errors come from reading a path, not from program text",
-    "E003": "a file over 1 MiB does not belong on a page",
-    "E004": "a bad --input / classes= value is a usage error, not a program",
-    "E005": "export files (.pnx) are not program text",
-    "E006": "export files (.pnx) are not program text",
-    "E215": "it takes 65 nested block definitions",
-    "E216": "it takes a family of over 4,096 members",
-}
+# Codes that have no tested example on the page, and why: the diagnostics index says
+# (patternnet/diagnostic_index.md: `untested:` no example at all, `plain:` an example
+# that tests/test_explain.py runs but this page shows as plain text).
+NO_EXAMPLE = {e.code: e.untested or e.plain for e in explain.entries()
+              if e.untested or e.plain}
 
 # Examples that state the language correctly but hit a known bug; each is an xfail
 # that must start failing (strict) once the bug is fixed, so the entry gets removed.
@@ -291,7 +285,9 @@ def _codes_in_package() -> set[str]:
 
 
 def _codes_in_table() -> set[str]:
-    return set(re.findall(r"^\| ([EWN]\d{3}) \|", _section(r"13\.2 The codes"), re.M))
+    """The codes of 13.2's table (each a link to its entry: ``| [E304](#e304) |``)."""
+    return set(re.findall(r"^\| \[([EWN]\d{3})\]\(#[ewn]\d{3}\) \|",
+                          _section(r"13\.2 The codes"), re.M))
 
 
 def test_every_code_documented():

@@ -16,7 +16,7 @@ import os
 import sys
 from typing import Optional, Sequence
 
-from . import check, compile, draw, expand, fmt, train
+from . import check, compile, draw, expand, explain, fmt, train
 from .common import (EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE,
                      Usage)
 
@@ -24,7 +24,7 @@ __all__ = ["EXIT_INTERNAL", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_PROBLEMS", "EXI
            "EXTRAS", "Usage", "build_parser", "main", "missing_extra"]
 
 #: the commands in --help order; each module's ``add`` defines its options
-COMMANDS = (check, compile, expand, fmt, draw, train)
+COMMANDS = (check, compile, expand, fmt, draw, train, explain)
 #: per extra, the modules it installs (pyproject.toml's optional-dependencies), and what
 #: the commands that need it are called in the one-line message
 EXTRAS = {"jax": (("jax", "jaxlib", "flatbuffers"), "JAX"),
