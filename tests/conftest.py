@@ -10,16 +10,36 @@ hypothesis profiles.
   ``PATTERNNET_UPDATE_GOLDEN=1``) rewrites the files that differ instead, atomically,
   and the diff is then reviewed by eye before committing.  A missing golden fails with
   the command that creates it.
+
+* Hypothesis profiles, chosen by ``HYPOTHESIS_PROFILE``; without it CI (``CI=true``)
+  runs "ci" and everything else "default":
+
+  ``default``  hypothesis's 100 examples, no deadline and no too_slow health check
+               (the reasons are at SUPPRESSED below);
+  ``ci``       the same, derandomized (a CI failure reproduces, a green run stays
+               green), no example database (CI starts fresh) and the failing blob
+               printed so it can be replayed locally;
+  ``slow``     every quick property test at ten times its examples
+               (``HYPOTHESIS_PROFILE=slow pytest``), for a long look before a release.
+
+  A test says only what is its own: ``@examples(n)`` for how many examples it runs
+  (n under default and ci, 10n under slow), ``@slow_examples(n)`` for a test marked
+  ``slow`` (n under every profile: it already is the many-example run),
+  ``fixed=True`` for a quick test that runs the same examples every time (each one is
+  expensive, so the quick suite stays the same suite), ``filtering=True`` for a
+  strategy that filters.  Import them with ``from conftest import examples``.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 import patternnet
 
@@ -104,3 +124,66 @@ class Golden:
 @pytest.fixture
 def golden(request: pytest.FixtureRequest) -> Golden:
     return Golden(update=updating(request.config), nodeid=request.node.nodeid)
+
+
+# --- hypothesis profiles --------------------------------------------------------------
+
+PROFILE_ENV = "HYPOTHESIS_PROFILE"
+HYPOTHESIS_EXAMPLES = 100  # hypothesis's own max_examples, what the default profile keeps
+SLOW_FACTOR = 10           # the slow profile: ten times every quick test's examples
+
+# What every property test here needs: no per-example deadline, since one example may
+# compile a JAX program or check every member of a generated family (seconds on a busy
+# 2-core runner, so a deadline would time the machine, not the code); and no too_slow
+# health check, since the strategies draw whole programs.
+SUPPRESSED = (HealthCheck.too_slow,)
+# A strategy that filters (assume(), .filter) rejects many draws on purpose.
+FILTERING = (*SUPPRESSED, HealthCheck.filter_too_much)
+
+settings.register_profile("default", max_examples=HYPOTHESIS_EXAMPLES, deadline=None,
+                          suppress_health_check=SUPPRESSED)
+settings.register_profile("ci", settings.get_profile("default"), derandomize=True,
+                          database=None, print_blob=True)
+settings.register_profile("slow", settings.get_profile("default"),
+                          max_examples=HYPOTHESIS_EXAMPLES * SLOW_FACTOR)
+
+
+def chosen_profile(env: Mapping[str, str]) -> str:
+    if env.get(PROFILE_ENV):
+        return env[PROFILE_ENV]
+    return "ci" if env.get("CI", "").lower() in ("true", "1") else "default"
+
+
+# Loaded here, before pytest imports any test module, so that every @settings there
+# (and every bare @given) inherits the profile; `pytest --hypothesis-profile NAME`
+# still replaces it before the test modules are imported.
+settings.load_profile(chosen_profile(os.environ))
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    # hypothesis says which profile runs only under -v; a CI log should always say it.
+    # The current one, since --hypothesis-profile may have replaced ours (older
+    # hypothesis has no get_current_profile_name: then ours).
+    current = getattr(settings, "get_current_profile_name", lambda: chosen_profile(os.environ))
+    return f"hypothesis profile: {current()} (set by {PROFILE_ENV}; CI=true picks ci)"
+
+
+def _own(n: int, fixed: bool, filtering: bool) -> settings:
+    own: dict = {"max_examples": n}
+    if fixed:  # only ever switched on: False would undo the ci profile's derandomize
+        own["derandomize"] = True
+    if filtering:
+        own["suppress_health_check"] = FILTERING
+    return settings(**own)
+
+
+def examples(n: int, *, fixed: bool = False, filtering: bool = False) -> settings:
+    """The settings of a quick property test that runs ``n`` examples under the default
+    and ci profiles, scaled with the profile's max_examples (ten times under "slow")."""
+    scale = settings.default.max_examples / HYPOTHESIS_EXAMPLES
+    return _own(max(1, round(n * scale)), fixed, filtering)
+
+
+def slow_examples(n: int, *, filtering: bool = False) -> settings:
+    """The settings of a test marked ``slow``: ``n`` examples under every profile."""
+    return _own(n, False, filtering)

@@ -21,8 +21,9 @@ jax = pytest.importorskip("jax")
 optax = pytest.importorskip("optax")
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
-from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import given  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
+from conftest import examples, slow_examples  # noqa: E402
 
 import patternnet  # noqa: E402
 from patternnet import ast as A  # noqa: E402
@@ -267,22 +268,23 @@ def generated_nets(draw):
     return text
 
 
-@settings(max_examples=40, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow])
+# Each example traces a generated network through JAX: 40 in the quick suite, the same
+# 40 every run; the slow twin below looks at 400 random ones.
+@examples(40, fixed=True)
 @given(generated_nets(), st.booleans())
 def test_generated_nets_match_the_checker(text, train):
     assert_matches_checker(patternnet.compile(text), train=train)
 
 
 @pytest.mark.slow
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@slow_examples(400)
 @given(generated_nets(), st.booleans())
 def test_generated_nets_match_the_checker_many(text, train):
     assert_matches_checker(patternnet.compile(text), train=train)
 
 
 @pytest.mark.slow
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@slow_examples(15)  # each example compiles and runs forward, jit and value_and_grad
 @given(generated_nets())
 def test_generated_nets_run(text):
     """Real runs: jit equals eager, finite outputs and gradients."""

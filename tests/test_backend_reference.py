@@ -18,8 +18,10 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import assume, given
 from hypothesis import strategies as st
+
+from conftest import examples, slow_examples
 
 import patternnet
 import reference_numpy as ref
@@ -329,7 +331,7 @@ def _checked_layer(src):
     return patternnet.check(src).layers[-1]
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@examples(150)  # the checker and the reference's output size only: cheap
 @given(conv_configs())
 def test_ref_conv_sizes_match_checker(cfg):
     layer = _checked_layer(conv_source(cfg))
@@ -343,7 +345,7 @@ def test_ref_conv_sizes_match_checker(cfg):
     assert y.shape[1:] == shape
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@examples(150)
 @given(pool_configs())
 def test_ref_pool_sizes_match_checker(cfg):
     layer = _checked_layer(pool_source(cfg))
@@ -543,16 +545,16 @@ def test_conv(name):
     check_conv(CONV_CASES[name])
 
 
-@settings(max_examples=40, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+# Each example compiles the layer in JAX and runs the NumPy loops: 40 in the quick suite,
+# the same 40 every run; conv_configs assume()s an output of at least one pixel.
+@examples(40, fixed=True, filtering=True)
 @given(conv_configs(max_size=8))
 def test_conv_random(cfg):
     check_conv(cfg)
 
 
 @pytest.mark.slow
-@settings(max_examples=300, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@slow_examples(300, filtering=True)
 @given(conv_configs(max_size=11), st.integers(0, 2**16))
 def test_conv_random_slow(cfg, seed):
     check_conv(cfg, seed)
@@ -632,16 +634,14 @@ def test_avgpool_ceil_divisor():
     np.testing.assert_allclose(y.ravel(), [1.0, 3.0, 2.0], rtol=1e-6)
 
 
-@settings(max_examples=40, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@examples(40, fixed=True, filtering=True)  # as test_conv_random
 @given(pool_configs(max_size=8))
 def test_pool_random(cfg):
     check_pool(cfg)
 
 
 @pytest.mark.slow
-@settings(max_examples=300, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@slow_examples(300, filtering=True)
 @given(pool_configs(max_size=12), st.integers(0, 2**16))
 def test_pool_random_slow(cfg, seed):
     check_pool(cfg, seed)

@@ -26,10 +26,11 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import strategies as S
+from conftest import examples, slow_examples
 from patternnet import cli
 from patternnet.pipeline import expand
 from patternnet.diagnostics import PatternNetError, ShapeError
@@ -44,8 +45,6 @@ GOLDEN = Path(__file__).resolve().parent / "golden_explicit"
 CASES = sorted(p.name[:-3] for p in GOLDEN.glob("*.pn")
                if not p.name.endswith(".explicit.pn"))
 EXAMPLES = sorted((ROOT / "examples").glob("*.pn"))
-PROPERTY = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                      HealthCheck.filter_too_much])
 
 
 def explicit(text: str, file: str = "net.pn") -> str:
@@ -276,27 +275,30 @@ def _checks(text: str) -> bool:
         return False
 
 
-@settings(max_examples=25, derandomize=True, **PROPERTY)
+# Each example checks every network, family member and `?` choice twice (before and
+# after): 25 and 40 in the quick suite, the same ones every run; checkable_programs
+# assume()s a program that checks.
+@examples(25, fixed=True, filtering=True)
 @given(checkable_programs())
 def test_generated_programs(text):
     assert_promises(text)
 
 
 @pytest.mark.slow
-@settings(max_examples=1000, **PROPERTY)
+@slow_examples(1000, filtering=True)
 @given(checkable_programs())
 def test_generated_programs_many(text):
     assert_promises(text)
 
 
-@settings(max_examples=40, derandomize=True, **PROPERTY)
+@examples(40, fixed=True, filtering=True)
 @given(S.programs())
 def test_any_parsed_program_is_explicit_or_refused(text):
     refused_or_promised(text)
 
 
 @pytest.mark.slow
-@settings(max_examples=3000, **PROPERTY)
+@slow_examples(3000, filtering=True)
 @given(S.programs())
 def test_any_parsed_program_is_explicit_or_refused_many(text):
     refused_or_promised(text)

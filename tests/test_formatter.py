@@ -8,14 +8,14 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 
 import strategies as S
+from conftest import examples, slow_examples
 from patternnet.formatter import format_program, format_source
 from patternnet.parser import parse
 
 ROOT = Path(__file__).resolve().parent.parent
-PROPERTY = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def fmt(text: str) -> str:
@@ -240,26 +240,26 @@ def check_layout(source: str) -> None:
         assert "  " not in code.strip() and "\t" not in code, line
 
 
-@settings(max_examples=100, **PROPERTY)
+@examples(100)
 @given(S.programs())
 def test_round_trip(source):
     check_round_trip(source)
 
 
-@settings(max_examples=100, **PROPERTY)
+@examples(100)
 @given(S.programs())
 def test_idempotent(source):
     check_idempotent(source)
 
 
-@settings(max_examples=50, **PROPERTY)
+@examples(50)
 @given(S.programs())
 def test_layout(source):
     check_layout(source)
 
 
 @pytest.mark.slow
-@settings(max_examples=10_000, **PROPERTY)
+@slow_examples(10_000)
 @given(S.programs())
 def test_format_properties_slow(source):
     check_round_trip(source)

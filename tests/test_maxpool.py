@@ -16,8 +16,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
+
+from conftest import examples, slow_examples
 
 import patternnet
 import reference_numpy as ref
@@ -98,14 +100,14 @@ def _check_random_configuration(h, w, k, s, p, seed):
                                rtol=0, atol=_sum_bound(window, g))
 
 
-@settings(max_examples=15, deadline=None)
+@examples(15)  # each example compiles the pool's gradient for its geometry
 @given(**CONFIGS)
 def test_random_configurations_match_the_reference(h, w, k, s, p, seed):
     _check_random_configuration(h, w, k, s, p, seed)
 
 
 @pytest.mark.slow
-@settings(max_examples=300, deadline=None)
+@slow_examples(300)
 @given(**CONFIGS)
 def test_many_random_configurations_match_the_reference(h, w, k, s, p, seed):
     _check_random_configuration(h, w, k, s, p, seed)

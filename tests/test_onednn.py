@@ -153,7 +153,7 @@ def geometries(draw):
 
 
 @needs_library
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=12)  # each example runs the three oneDNN passes and the NumPy loops
 @given(geometries(), st.integers(0, 2**31 - 1))
 def test_any_geometry_against_the_numpy_reference(geo, seed):
     _check_passes(geo, seed)
@@ -161,7 +161,7 @@ def test_any_geometry_against_the_numpy_reference(geo, seed):
 
 @needs_library
 @pytest.mark.slow
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200)
 @given(geometries(), st.integers(0, 2**31 - 1))
 def test_any_geometry_against_the_numpy_reference_many(geo, seed):
     _check_passes(geo, seed)

@@ -18,17 +18,17 @@ import time
 from collections import Counter
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 import strategies as S
+from conftest import examples, slow_examples
 from patternnet.diagnostics import ParseError, PatternNetError
 from patternnet.formatter import format_program
 from patternnet.parser import parse
 
-QUICK = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-SLOW = settings(max_examples=10_000, deadline=None,
-                suppress_health_check=[HealthCheck.too_slow])
+QUICK = examples(150)
+SLOW = slow_examples(10_000)
 
 ALPHABET = ("abcnxyzesk_CONVRELUPOLINTFCBSKD0123456789 \t\n\r\f#()[]->|+*?=,./%:{}\"'\\é\x00")
 TOKENS = ("INPUT", "CONV", "RELU", "POOL", "FC", "BN", "SKIP", "ID", "CONVV", "Conv", "x", "n",
@@ -140,7 +140,7 @@ def test_mutated_programs(text):
     check(text)
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@examples(100)
 @given(S.programs())
 def test_generated_programs_parse(text):
     parse(text)  # the strategies write valid programs: no error at all

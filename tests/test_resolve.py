@@ -18,8 +18,10 @@ import time
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
+
+from conftest import examples
 
 from patternnet import limits
 from patternnet.diagnostics import Diagnostic, Frame, ParseError, ResolveError
@@ -1217,7 +1219,7 @@ def test_a_range_of_any_size_is_a_located_limit_error_not_an_allocation():
     assert "`k` alone has 100,000,000,000,000,000 values" in d.help
 
 
-@settings(max_examples=60, deadline=None)
+@examples(60)
 @given(st.lists(st.tuples(st.integers(-3, 3), st.integers(-1, 4)), max_size=4))
 def test_lazy_product_is_itertools_product(bounds):
     ranges = [range(lo, lo + n) for lo, n in bounds]

@@ -11,8 +11,10 @@ from __future__ import annotations
 import math
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
+
+from conftest import examples, slow_examples
 
 from patternnet.pipeline import check
 from patternnet.diagnostics import ShapeError
@@ -668,10 +670,8 @@ def _check_spatial(c):
         assert got[:2] == want, src
 
 
-PROPS = settings(max_examples=150, deadline=None,
-                 suppress_health_check=[HealthCheck.too_slow])
-SLOW = settings(max_examples=3000, deadline=None,
-                suppress_health_check=[HealthCheck.too_slow])
+PROPS = examples(150)
+SLOW = slow_examples(3000)
 
 
 @PROPS
