@@ -31,6 +31,7 @@ from typing import Optional
 
 from .checker import CBranches, CheckedNet, CLayer, CRepeat, CSeq, layers_in
 from .rules import fmt_shape
+from .summary import describe, human, one, size
 
 __all__ = ["draw_svg", "FAMILIES"]
 
@@ -255,14 +256,10 @@ def _count(n: int) -> str:
     return f"{n / 1e6:.2f} M"
 
 
-def _size(v) -> str:
-    return f"{v[0]}x{v[1]}"
-
-
 def _stride(v) -> list:
     if tuple(v) == (1, 1):
         return []
-    return [" ", "/" + (str(v[0]) if v[0] == v[1] else _size(v))]
+    return [" ", "/" + one(v)]
 
 
 def _tokens(layer: CLayer) -> list:
@@ -271,15 +268,14 @@ def _tokens(layer: CLayer) -> list:
     a = dict(layer.args)
     k = layer.kind
     if k == "CONV":
-        t = [k, " ", _size(a["kernel"]), ", ", str(a["filters"])] + _stride(a["stride"])
+        t = [k, " ", size(a["kernel"]), ", ", str(a["filters"])] + _stride(a["stride"])
         if a["dilation"] != (1, 1):
-            t += [", ", "dil " + (str(a["dilation"][0]) if a["dilation"][0] == a["dilation"][1]
-                                  else _size(a["dilation"]))]
+            t += [", ", "dil " + one(a["dilation"])]
         if a["groups"] != 1:
             t += [", ", f"groups {a['groups']}"]
         return t
     if k in ("POOL", "AVGPOOL"):
-        return [k, " ", _size(a["window"])] + _stride(a["stride"])
+        return [k, " ", size(a["window"])] + _stride(a["stride"])
     if k == "FC":
         return [k, " ", str(a["units"])]
     if k == "SKIP":
@@ -295,8 +291,6 @@ def _tokens(layer: CLayer) -> list:
 
 
 def _tip(layer: CLayer, extra: str = "") -> str:
-    from .summary import describe
-
     lines = [layer.path + extra, describe(layer)]
     if layer.kind != "INPUT":
         lines.append(f"{fmt_shape(layer.in_shape)} -> {fmt_shape(layer.out_shape)}")
@@ -667,7 +661,6 @@ def draw_svg(checked: CheckedNet, *, expand: bool = False, source: Optional[str]
     with the call as written (``stage(128, 4)``) instead of the block's name.  ``title`` replaces the heading (default: the network's name and,
     for a member of a family, its binding).  Deterministic: equal inputs give equal text.
     """
-    from .summary import human
 
     root = _graph(checked, expand, source)
     m = root.measure()

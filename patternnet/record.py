@@ -22,9 +22,16 @@ records is not supported (none is used).
 from __future__ import annotations
 
 from operator import attrgetter
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, TypeVar, overload
+
+if TYPE_CHECKING:  # typeshed has it for every Python; at run time it is only a marker
+    from typing_extensions import dataclass_transform
+else:
+    def dataclass_transform(**_):
+        return lambda fn: fn
 
 _MISSING = object()
+_T = TypeVar("_T", bound=type)
 
 
 class Field:
@@ -78,8 +85,16 @@ def _setstate(self, state):
         object.__setattr__(self, n, v)
 
 
+@overload
+def record(cls: _T, *, frozen: bool = True) -> _T: ...
+@overload
+def record(cls: None = None, *, frozen: bool = True) -> Callable[[_T], _T]: ...
+
+
+@dataclass_transform(frozen_default=True, field_specifiers=(field,))
 def record(cls=None, *, frozen: bool = True):
-    """Turn a class with annotated fields into a record (see the module doc)."""
+    """Turn a class with annotated fields into a record (see the module doc): to type
+    checkers, a frozen dataclass (``dataclass_transform``)."""
     if cls is None:
         return lambda c: _build(c, frozen)
     return _build(cls, frozen)

@@ -19,17 +19,17 @@ def describe(layer: CLayer) -> str:
     if k == "INPUT":
         return f"INPUT({fmt_shape(layer.out_shape)})"
     if k == "CONV":
-        parts = [str(a["filters"]), _size(a["kernel"]), f"s={_one(a['stride'])}",
+        parts = [str(a["filters"]), size(a["kernel"]), f"s={one(a['stride'])}",
                  f"p={_pad(a['pad'])}"]
         if a["dilation"] != (1, 1):
-            parts.append(f"dilation={_one(a['dilation'])}")
+            parts.append(f"dilation={one(a['dilation'])}")
         if a["groups"] != 1:
             parts.append(f"groups={a['groups']}")
         if not a["bias"]:
             parts.append("bias=false")
         return f"CONV({', '.join(parts)})"
     if k in ("POOL", "AVGPOOL"):
-        parts = [_size(a["window"]), f"s={_one(a['stride'])}", f"p={_pad(a['pad'])}"]
+        parts = [size(a["window"]), f"s={one(a['stride'])}", f"p={_pad(a['pad'])}"]
         if a["ceil"]:
             parts.append("ceil=true")
         return f"{k}({', '.join(parts)})"
@@ -38,7 +38,7 @@ def describe(layer: CLayer) -> str:
     if k == "SKIP":
         if not a["project"]:
             return "SKIP(identity)"
-        return f"SKIP(1x1 CONV({a['filters']}, s={_one(a['stride'])}, bias=false) -> BN)"
+        return f"SKIP(1x1 CONV({a['filters']}, s={one(a['stride'])}, bias=false) -> BN)"
     if k == "DROPOUT":
         return f"DROPOUT({a['rate']:g})"
     if k in ("LRELU", "ELU"):
@@ -50,12 +50,14 @@ def describe(layer: CLayer) -> str:
     return k
 
 
-def _size(v) -> str:
+def size(v) -> str:
+    """An (h, w) pair as ``3x3`` (the summary's and the diagram's one spelling)."""
     return f"{v[0]}x{v[1]}"
 
 
-def _one(v) -> str:
-    return str(v[0]) if v[0] == v[1] else _size(v)
+def one(v) -> str:
+    """An (h, w) pair as ``2`` when both agree, else ``2x1``."""
+    return str(v[0]) if v[0] == v[1] else size(v)
 
 
 def _pad(p) -> str:
@@ -79,7 +81,7 @@ def _bytes(n: int) -> str:
 
 
 def _rf(layer: CLayer) -> str:
-    return _one(layer.rf)
+    return one(layer.rf)
 
 
 def rows(net: CheckedNet) -> list[tuple[str, ...]]:
@@ -132,7 +134,7 @@ def csv_text(net: CheckedNet) -> str:
     w.writerow(["path", "type", "kind", "output", "params", "state", "macs", "rf", "jump"])
     for l in net.layers:
         w.writerow([l.path, describe(l), l.kind, fmt_shape(l.out_shape), l.params, l.state,
-                    l.macs, _rf(l), _one(l.jump)])
+                    l.macs, _rf(l), one(l.jump)])
     return buf.getvalue()
 
 

@@ -93,7 +93,7 @@ def test_value_and_grad(models, loss):
 
 
 def test_loss_in_float32():
-    from patternnet.backend.model import cross_entropy, mse
+    from patternnet.backend.losses import cross_entropy, mse
     logits = jnp.array([[1.0, 2.0, 3.0]], jnp.bfloat16)
     assert cross_entropy(logits, jnp.array([2])).dtype == jnp.float32
     assert mse(logits, jnp.zeros((1, 3))).dtype == jnp.float32

@@ -20,7 +20,7 @@ import numpy as np  # noqa: E402
 
 import patternnet  # noqa: E402
 from patternnet.backend import Model  # noqa: E402
-from patternnet.backend.model import SCAN_MIN  # noqa: E402
+from patternnet.backend.runner import SCAN_MIN  # noqa: E402
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 TOL = dict(rtol=1e-5, atol=1e-5)
@@ -69,7 +69,7 @@ def test_the_uniform_tail_is_found():
 
 def test_auto_scans_from_scan_min_copies(monkeypatch):
     # "auto" unrolls on XLA:CPU (slow convolutions in loop bodies); here as on an accelerator
-    monkeypatch.setattr("patternnet.backend.model.AUTO_SCAN_ON_CPU", True)
+    monkeypatch.setattr("patternnet.backend.runner.AUTO_SCAN_ON_CPU", True)
     below = f"INPUT(8x8x4) -> [CONV(4) -> RELU]*{SCAN_MIN - 1} -> GAP -> FC(3)"
     at = f"INPUT(8x8x4) -> [CONV(4) -> RELU]*{SCAN_MIN} -> GAP -> FC(3)"
     assert patternnet.compile(below).scanned() == []
@@ -77,7 +77,7 @@ def test_auto_scans_from_scan_min_copies(monkeypatch):
     assert patternnet.compile(below, scan=True).scanned() != []
     assert patternnet.compile(at, scan=False).scanned() == []
     assert patternnet.compile(at).scan == "auto"
-    monkeypatch.setattr("patternnet.backend.model.AUTO_SCAN_ON_CPU", False)
+    monkeypatch.setattr("patternnet.backend.runner.AUTO_SCAN_ON_CPU", False)
     want = [] if jax.default_backend() == "cpu" else [("conv1", f"relu{SCAN_MIN}", SCAN_MIN)]
     assert patternnet.compile(at).scanned() == want
 

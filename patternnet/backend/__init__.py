@@ -89,14 +89,16 @@ from .layers import INIT_FNS, LAYER_FNS, Ctx, Layer
 
 # ``model`` (which imports the checker) is imported on first use, so that
 # ``patternnet.backend.export.load`` runs an export without the compiler.
-_MODEL = ("LOSSES", "Model", "compile", "cross_entropy", "mse")
+_LAZY = {"Model": "model", "compile": "model", "LOSSES": "losses",
+         "cross_entropy": "losses", "mse": "losses"}
 
 
 def __getattr__(name):
-    if name in _MODEL:
-        from . import model
-        return getattr(model, name)
-    raise AttributeError(f"module 'patternnet.backend' has no attribute {name!r}")
+    where = _LAZY.get(name)
+    if where is None:
+        raise AttributeError(f"module 'patternnet.backend' has no attribute {name!r}")
+    import importlib
+    return getattr(importlib.import_module("." + where, __name__), name)
 
 __all__ = ["INIT_FNS", "LAYER_FNS", "LOSSES", "Ctx", "Layer", "Model", "compile",
            "cross_entropy", "mse"]

@@ -32,7 +32,7 @@ import jax
 import numpy as np
 
 from ..diagnostics import Diagnostic, SourceError
-from . import onednn
+from . import onednn, trees
 from ..source import read_bytes
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -76,12 +76,12 @@ def exported(model: "Model", params, state, batch: Optional[int] = None,
 
 def _portable_forward(model: "Model"):
     """The jitted forward with XLA's convolutions only (``onednn.xla_only``)."""
-    return jax.jit(onednn.xla_only(model._forward_impl))
+    return jax.jit(onednn.xla_only(_inference(model)))
 
 
 def lower(model: "Model", params, state, batch: int = 1):
     """``jax.jit(forward).lower(...)`` at a fixed batch: a ``jax.stages.Lowered``."""
-    return jax.jit(model._forward_impl).lower(_abstract(params), _abstract(state),
+    return jax.jit(_inference(model)).lower(_abstract(params), _abstract(state),
                                                _x_spec(model, batch))
 
 
@@ -99,15 +99,18 @@ def stablehlo(model: "Model", params=None, state=None, batch: Optional[int] = No
                                           _x_spec(model, batch)).as_text()
 
 
+def _inference(model: "Model"):
+    """Pure inference, ``apply(params, state, x)[0]``: what ``forward`` jits."""
+    return lambda params, state, x: model.apply(params, state, x)[0]
+
+
 def _tensors(model: "Model", tree, kind: str) -> list:
     """[(name, keys, array)] for every leaf: name = layer path + "/" + leaf keys."""
-    from .model import _get  # here, not at the top: `load` must not import the checker
-
     out = []
-    for layer in model._entries:  # the layers with an entry in this model's layout
+    for layer in model.entries:  # the layers with an entry in this model's layout
         if not (layer.params if kind == "params" else layer.state):
             continue
-        sub = _get(tree, layer, kind)
+        sub = trees.entry(tree, layer, kind)
         leaves, _ = jax.tree_util.tree_flatten_with_path(sub)
         for kp, leaf in leaves:
             inner = tuple(str(getattr(k, "key", k)) for k in kp)
@@ -267,12 +270,12 @@ def load(path) -> Loaded:
             ex = jax.export.deserialize(bytearray(z.read(EXPORTED)))
         except Exception as e:  # noqa: BLE001 -- any failure means a damaged file
             raise _not_export(name, f"{EXPORTED} cannot be deserialized ({e})") from None
-        trees = []
+        loaded = []
         for member, key in ((PARAMS, "params"), (STATE, "state")):
             try:
                 npz = np.load(io.BytesIO(z.read(member)), allow_pickle=False)
             except Exception as e:  # noqa: BLE001
                 raise _not_export(name, f"{member} is not a NumPy .npz ({e})") from None
             with npz:
-                trees.append(_nested(manifest.get(key, []), npz, name, member))
-    return Loaded(ex, trees[0], trees[1], manifest, name)
+                loaded.append(_nested(manifest.get(key, []), npz, name, member))
+    return Loaded(ex, loaded[0], loaded[1], manifest, name)

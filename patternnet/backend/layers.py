@@ -37,22 +37,24 @@ SKIP_BN_MOMENTUM = 0.1
 
 
 class Layer:
-    """One checked layer, ready to run: ``CLayer`` plus what the backend needs."""
+    """One checked layer, ready to run: the ``CLayer`` (path, kind, shapes, counts are
+    read from it), its arguments as a dict, its path's keys into the params and state
+    trees, and the stable seed of its path (a scan body gives each copy its own)."""
 
-    __slots__ = ("path", "keys", "kind", "args", "in_shape", "out_shape", "params", "state",
-                 "seed", "clayer")
+    __slots__ = ("clayer", "keys", "args", "seed")
 
     def __init__(self, clayer):
         self.clayer = clayer
-        self.path: str = clayer.path
         self.keys: tuple[str, ...] = tuple(clayer.path.split("."))
-        self.kind: str = clayer.kind
         self.args: dict = dict(clayer.args)
-        self.in_shape: tuple = clayer.in_shape
-        self.out_shape: tuple = clayer.out_shape
-        self.params: int = clayer.params
-        self.state: int = clayer.state
         self.seed: tuple[int, int] = path_seed(clayer.path)
+
+    path = property(lambda self: self.clayer.path)
+    kind = property(lambda self: self.clayer.kind)
+    in_shape = property(lambda self: self.clayer.in_shape)
+    out_shape = property(lambda self: self.clayer.out_shape)
+    params = property(lambda self: self.clayer.params, doc="trainable element count")
+    state = property(lambda self: self.clayer.state, doc="non-trainable element count")
 
     def __repr__(self) -> str:
         return f"Layer({self.path!r}, {self.kind})"

@@ -1,212 +1,38 @@
 """``compile`` and ``Model``: a checked network as pure JAX functions.
 
-The checked graph (``CSeq`` / ``CRepeat`` / ``CBranches`` / ``CLayer``) becomes a plan of
-the same shape (``_Seq`` / ``_Repeat`` / ``_Branches`` / ``Layer``), which ``_Runner``
-interprets while JAX traces it.  A repeat whose copies are structurally identical from
-some copy on runs its leading copies unrolled and its uniform tail as one ``jax.lax.scan``
-over parameters stacked inside the trace from the per-copy dicts (``scan=`` of
-``compile``; docs/backend.md "Repeats").  The public pytree keeps one entry per copy
-(``layout="per_copy"``, the default), or holds each uniform tail's parameters and state
-already stacked under the tail's first copy (``layout="stacked"``), which spares the
+``Model`` holds what a model is: the checked network, its dtype, how repeats run and how
+params hold their copies (``scan=``, ``layout=``), ``init``, ``apply``, ``logits``,
+``forward`` and the layout conversions.  The runner (``runner.py``) interprets the
+checker's graph while JAX traces it, with the facts ``plan.py`` adds.  A repeat whose
+copies are structurally identical from some copy on runs its uniform tail unrolled or as
+one ``jax.lax.scan`` (docs/backend.md "Repeats"); the public pytree keeps one entry per
+copy (``layout="per_copy"``, the default), or holds each uniform tail's parameters and
+state already stacked under the tail's first copy (``layout="stacked"``), which spares the
 scanned program the stacking glue, so its size no longer grows with the copy count.
+
+Losses (``losses.py``), gradients and the train step (``steps.py``) and export
+(``export.py``) are functions of a model in their own modules; the methods of the same
+names here call them.
 """
 
 from __future__ import annotations
 
-import functools
 import math
-import operator
 from typing import Callable, Optional
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..checker import CBranches, CheckedNet, CLayer, CRepeat, CSeq
+from ..checker import CheckedNet
 from ..pipeline import one_network
-from .layers import CHUNK, INIT_FNS, LAYER_FNS, Ctx, Init, Layer, path_seed
+from . import steps, trees
+from .layers import CHUNK, INIT_FNS, Ctx, Init, Layer, path_seed
+from .losses import LOSSES, cross_entropy, loss_precision, mse  # noqa: F401 (re-exported)
+from .plan import Plan
+from .runner import Runner, scan_mode
 
-LOSSES = ("cross_entropy", "mse")
-
-
-# --- the plan ------------------------------------------------------------------------
-
-
-class _Seq:
-    __slots__ = ("items",)
-
-    def __init__(self, items):
-        self.items = tuple(items)
-
-
-class _Repeat:
-    """``body*n``: the copies, each its own ``_Seq`` with its own parameter paths.
-
-    ``start``: the first copy of the uniform tail (copies ``start..n-1`` have the same
-    layer kinds, arguments and shapes position by position, so the tail can run as one
-    ``lax.scan``); ``tail``: the layers of each tail copy, execution order (position j of
-    every copy is the same layer of the body); ``paths``: every layer path in the repeat."""
-    __slots__ = ("copies", "start", "tail", "paths")
-
-    def __init__(self, copies):
-        self.copies = tuple(copies)
-        sigs = [_signature(c) for c in self.copies]
-        start = len(sigs) - 1
-        while start > 0 and sigs[start - 1] == sigs[-1]:
-            start -= 1
-        self.start = max(start, 0)
-        self.tail = tuple(tuple(_layers_of(c)) for c in self.copies[self.start:])
-        self.paths = frozenset(l.path for c in self.copies for l in _layers_of(c))
-
-
-class _Branches:
-    __slots__ = ("op", "branches")
-
-    def __init__(self, op, branches):
-        self.op, self.branches = op, tuple(branches)
-
-
-def _layers_of(node):
-    """The layers of a plan node, execution order."""
-    if isinstance(node, Layer):
-        yield node
-    elif isinstance(node, _Seq):
-        for item in node.items:
-            yield from _layers_of(item)
-    elif isinstance(node, _Repeat):
-        for copy in node.copies:
-            yield from _layers_of(copy)
-    else:
-        for branch in node.branches:
-            yield from _layers_of(branch)
-
-
-def _signature(node):
-    """What must agree between two copies for one scan body to run both: the structure,
-    and per layer its kind, arguments, shapes and counts (not its path)."""
-    if isinstance(node, Layer):
-        return ("L", node.kind, repr(sorted(node.args.items())), node.in_shape,
-                node.out_shape, node.params, node.state)
-    if isinstance(node, _Seq):
-        return ("S",) + tuple(_signature(i) for i in node.items)
-    if isinstance(node, _Repeat):
-        return ("R",) + tuple(_signature(c) for c in node.copies)
-    return ("B", node.op) + tuple(_signature(b) for b in node.branches)
-
-
-def _plan(node, layers: list):
-    if isinstance(node, CLayer):
-        if node.kind not in LAYER_FNS:
-            raise NotImplementedError(f"the JAX backend has no function for layer {node.kind} "
-                                      "(add one to patternnet.backend.layers.LAYER_FNS)")
-        layer = Layer(node)
-        layers.append(layer)
-        return layer
-    if isinstance(node, CSeq):
-        return _Seq(_plan(n, layers) for n in node.items)
-    if isinstance(node, CRepeat):
-        return _Repeat(_plan(c, layers) for c in node.copies)
-    if isinstance(node, CBranches):
-        return _Branches(node.op, (_plan(b, layers) for b in node.branches))
-    raise AssertionError(f"unexpected node {node!r}")
-
-
-def _find_stacks(node, out: dict) -> dict:
-    """``id(repeat) -> repeat`` for the repeats whose uniform tail the stacked layout
-    stores stacked: the outermost ones only (a repeat inside a stacked tail is part of
-    each stacked copy), with at least two tail copies and some parameters or state."""
-    if isinstance(node, _Repeat):
-        copies = node.copies
-        if len(node.tail) >= 2 and any(l.params or l.state for l in node.tail[0]):
-            out[id(node)] = node
-            copies = node.copies[:node.start]
-        for copy in copies:
-            _find_stacks(copy, out)
-    elif isinstance(node, _Seq):
-        for item in node.items:
-            _find_stacks(item, out)
-    elif isinstance(node, _Branches):
-        for branch in node.branches:
-            _find_stacks(branch, out)
-    return out
-
-
-def _final_layer(node) -> Optional[Layer]:
-    """The layer whose output is the network's output, if one is (not a `|` or `+`)."""
-    while True:
-        if isinstance(node, Layer):
-            return node
-        if isinstance(node, _Seq) and node.items:
-            node = node.items[-1]
-        elif isinstance(node, _Repeat) and node.copies:
-            node = node.copies[-1]
-        else:
-            return None
-
-
-# --- nested dicts keyed by path segments ---------------------------------------------
-
-
-def _nest(flat: dict) -> dict:
-    root: dict = {}
-    for path, value in flat.items():
-        _insert(root, tuple(path.split(".")), value)
-    return root
-
-
-def _get(tree, layer: Layer, what: str):
-    d = tree
-    try:
-        for k in layer.keys:
-            d = d[k]
-    except (KeyError, TypeError, IndexError):
-        raise KeyError(f"{what} has no entry for layer {layer.path} ({layer.kind}): pass the "
-                       f"{what} made by this model's init (a tree of the other layout: "
-                       "convert it with model.stack or model.unstack)") from None
-    return d
-
-
-def _pop(root: dict, keys: tuple):
-    """Remove and return the entry at ``keys`` (None if absent), pruning emptied dicts."""
-    trail, d = [], root
-    for k in keys[:-1]:
-        if not isinstance(d, dict) or k not in d:
-            return None
-        trail.append((d, k))
-        d = d[k]
-    if not isinstance(d, dict) or keys[-1] not in d:
-        return None
-    value = d.pop(keys[-1])
-    for parent, k in reversed(trail):
-        if parent[k]:
-            break
-        del parent[k]
-    return value
-
-
-def _copy_dicts(tree):
-    return {k: _copy_dicts(v) for k, v in tree.items()} if isinstance(tree, dict) else tree
-
-
-def _unstack(tree, n: int, layer: Layer, what: str) -> list:
-    """A stacked entry as ``n`` per-copy entries (``lax.unstack``: its transpose is one
-    stack, so the gradient of an unrolled run over a stacked layout stays cheap)."""
-    leaves, treedef = jax.tree_util.tree_flatten(tree)
-    for leaf in leaves:  # model.unstack of a tree given by hand
-        if jnp.ndim(leaf) == 0 or jnp.shape(leaf)[0] != n:
-            raise ValueError(f"{what} of layer {layer.path}: a leaf of shape "
-                             f"{tuple(jnp.shape(leaf))}, but the stacked layout holds {n} "
-                             "copies along the leading axis (a per-copy tree? convert it "
-                             "with model.stack)")
-    parts = [jax.lax.unstack(leaf) for leaf in leaves]
-    return [treedef.unflatten([p[i] for p in parts]) for i in range(n)]
-
-
-def _insert(root: dict, keys: tuple, value) -> None:
-    d = root
-    for k in keys[:-1]:
-        d = d.setdefault(k, {})
-    d[keys[-1]] = value
+LAYOUTS = ("per_copy", "stacked")
 
 
 def _flat_inits(spec, prefix: tuple):
@@ -218,209 +44,6 @@ def _flat_inits(spec, prefix: tuple):
             yield prefix + (k,), v
         else:
             yield from _flat_inits(v, prefix + (k,))
-
-
-# --- running the plan ----------------------------------------------------------------
-
-
-#: scan="auto" scans a repeat whose uniform tail has at least this many copies, on an
-#: accelerator: on XLA:CPU a convolution inside a loop body runs far slower (jax issue
-#: #12868; a scanned backward pass measured 15-20x slower) and unrolled code compiles
-#: about as fast, so "auto" unrolls there (docs/backend.md, "Repeats")
-SCAN_MIN = 4
-AUTO_SCAN_ON_CPU = False
-
-
-def _auto_scans() -> bool:
-    return AUTO_SCAN_ON_CPU or jax.default_backend() != "cpu"
-SCAN_MODES = ("auto", True, False)
-LAYOUTS = ("per_copy", "stacked")
-
-
-def _scan_mode(scan):
-    for mode in SCAN_MODES:
-        if scan is mode or (isinstance(scan, str) and scan == mode):
-            return mode
-    raise ValueError(f"scan={scan!r}: expected 'auto', True or False")
-
-
-def _reseed(layer: Layer, seed) -> Layer:
-    """``layer`` with another (traced) path seed: one copy of a scanned body."""
-    twin = object.__new__(Layer)
-    for slot in Layer.__slots__:
-        setattr(twin, slot, getattr(layer, slot))
-    twin.seed = (seed[0], seed[1])
-    return twin
-
-
-class _Runner:
-    """One trace of the network: parameters in, outputs and the new state out.
-
-    ``scan``: "auto", True or False (see ``Model``); ``overrides`` maps ``id(layer)`` to
-    ``(params, state, seed)`` for the layers of a scan body (slices of stacked values);
-    ``stacks``: the repeats whose tails the trees hold stacked (``_find_stacks``)."""
-
-    def __init__(self, params, state, ctx: Ctx, skip: Optional[Layer], collect: Optional[dict],
-                 scan="auto", overrides: Optional[dict] = None, stacks: Optional[dict] = None):
-        self.params, self.state, self.ctx = params, state, ctx
-        self.skip, self.collect = skip, collect
-        self.scan = scan
-        self.overrides = dict(overrides or {})
-        self.stacks = stacks or {}
-        self.new_state: dict = {}
-
-    def run(self, node, x):
-        if isinstance(node, Layer):
-            return self.layer(node, x)
-        if isinstance(node, _Seq):
-            for item in node.items:
-                x = self.run(item, x)
-            return x
-        if isinstance(node, _Repeat):
-            return self.repeat(node, x)
-        outs = [self.run(b, x) for b in node.branches]
-        if node.op == "+":
-            return functools.reduce(operator.add, outs)
-        return jnp.concatenate(outs, axis=-1)
-
-    def scans(self, node: _Repeat) -> bool:
-        """Whether this repeat's uniform tail runs as one ``lax.scan``."""
-        n = len(node.tail)
-        if self.scan is False or n < 2 or not node.tail[0] or self.collect is not None:
-            return False
-        if self.skip is not None and self.skip.path in node.paths:
-            return False
-        return self.scan is True or (n >= SCAN_MIN and _auto_scans())
-
-    def repeat(self, node: _Repeat, x):
-        stacked = id(node) in self.stacks
-        if not self.scans(node):
-            if stacked:
-                self.unstack_tail(node)
-            for copy in node.copies:
-                x = self.run(copy, x)
-            if stacked:
-                self.restack_state(node)
-            return x
-        for copy in node.copies[:node.start]:
-            x = self.run(copy, x)
-        template = node.tail[0]
-
-        def stack(*xs):
-            return jnp.stack(xs)
-        # per position j: params, state (stacked along a new leading axis, copies in
-        # order: as stored in the stacked layout, else stacked here) and the path seeds
-        # (n, 2) of that layer in every copy
-        if stacked:  # never inside a scan body (_find_stacks): the seeds are static
-            # (the stacks' shapes were checked on the way in: Model._check_trees)
-            ps = [_get(self.params, l, "params") if l.params else None for l in template]
-            ss = [_get(self.state, l, "state") if l.state else None for l in template]
-            seeds = np.asarray([[l.seed for l in layers] for layers in node.tail], np.uint32)
-        else:
-            per_copy = [[self.vars(l) for l in layers] for layers in node.tail]
-            ps = [jax.tree_util.tree_map(stack, *[c[j][0] for c in per_copy])
-                  for j in range(len(template))]
-            ss = [jax.tree_util.tree_map(stack, *[c[j][1] for c in per_copy])
-                  for j in range(len(template))]
-            seeds = jnp.stack([jnp.stack([jnp.asarray(c[j][2], jnp.uint32) for c in per_copy])
-                               for j in range(len(template))], axis=1)
-        body_node = node.copies[node.start]
-
-        def body(carry, xs):
-            p, s, seed = xs
-            sub = _Runner(None, None, self.ctx, None, None, self.scan,
-                          {id(l): (p[j], s[j], seed[j]) for j, l in enumerate(template)})
-            y = sub.run(body_node, carry)
-            return y, [sub.new_state[l.path] if l.state else None for l in template]
-
-        x, new = jax.lax.scan(body, x, (ps, ss, seeds))
-        for j, l in enumerate(template):
-            if l.state and stacked:
-                self.new_state[l.path] = new[j]
-            elif l.state:
-                for i, layers in enumerate(node.tail):
-                    self.new_state[layers[j].path] = jax.tree_util.tree_map(
-                        operator.itemgetter(i), new[j])
-        return x
-
-    def unstack_tail(self, node: _Repeat) -> None:
-        """Run a stacked tail unrolled: each copy's layers read their slice."""
-        n = len(node.tail)
-        for j, l in enumerate(node.tail[0]):
-            if not (l.params or l.state):
-                continue
-            ps = _unstack(_get(self.params, l, "params"), n, l, "params") if l.params else None
-            ss = _unstack(_get(self.state, l, "state"), n, l, "state") if l.state else None
-            for i, layers in enumerate(node.tail):
-                self.overrides[id(layers[j])] = (ps[i] if ps else None, ss[i] if ss else None,
-                                                 np.asarray(layers[j].seed, np.uint32))
-
-    def restack_state(self, node: _Repeat) -> None:
-        for j, l in enumerate(node.tail[0]):
-            if l.state:
-                parts = [self.new_state.pop(layers[j].path) for layers in node.tail]
-                self.new_state[l.path] = jax.tree_util.tree_map(
-                    lambda *xs: jnp.stack(xs), *parts)
-
-    def vars(self, layer: Layer):
-        """``(params, state, seed)`` of a layer: its own, or a scan body's slice."""
-        hit = self.overrides.get(id(layer))
-        if hit is not None:
-            return hit
-        p = _get(self.params, layer, "params") if layer.params else None
-        s = _get(self.state, layer, "state") if layer.state else None
-        return p, s, np.asarray(layer.seed, np.uint32)
-
-    def layer(self, layer: Layer, x):
-        if layer is self.skip:
-            return x
-        if id(layer) in self.overrides:
-            p, s, seed = self.overrides[id(layer)]
-            layer = _reseed(layer, seed)
-        else:
-            p = _get(self.params, layer, "params") if layer.params else None
-            s = _get(self.state, layer, "state") if layer.state else None
-        y, s_new = LAYER_FNS[layer.kind](layer, p, s, x, self.ctx)
-        if layer.state:
-            self.new_state[layer.path] = s_new
-        if self.collect is not None:
-            self.collect[layer.path] = y
-        return y
-
-
-# --- losses --------------------------------------------------------------------------
-
-
-def cross_entropy(logits, labels):
-    """Mean softmax cross-entropy of ``logits`` (N, C) against integer labels (N,)."""
-    labels = jnp.asarray(labels)
-    if not jnp.issubdtype(labels.dtype, jnp.integer):
-        raise ValueError(f"cross_entropy needs integer class labels, got {labels.dtype}; "
-                         "use loss='mse' or a callable for other targets")
-    if labels.shape != logits.shape[:-1]:
-        raise ValueError(f"cross_entropy: labels of shape {tuple(labels.shape)} do not match "
-                         f"outputs of shape {tuple(logits.shape)} (expected "
-                         f"{tuple(logits.shape[:-1])})")
-    logits = _loss_precision(logits)
-    logp = jax.nn.log_softmax(logits, axis=-1)
-    picked = jnp.take_along_axis(logp, labels[..., None].astype(jnp.int32), axis=-1)
-    return -jnp.mean(picked)
-
-
-def mse(outputs, targets):
-    """Mean over every element of (outputs - targets)^2; shapes must be equal."""
-    targets = jnp.asarray(targets)
-    if targets.shape != outputs.shape:
-        raise ValueError(f"mse: targets of shape {tuple(targets.shape)} do not match outputs "
-                         f"of shape {tuple(outputs.shape)}")
-    outputs = _loss_precision(outputs)
-    return jnp.mean(jnp.square(outputs - targets.astype(outputs.dtype)))
-
-
-def _loss_precision(y):
-    """bfloat16 (or float16) outputs are cast to float32 for the loss; gradients flow
-    back through the cast in the outputs' dtype.  float32/float64 are left as they are."""
-    return y.astype(jnp.float32) if y.dtype in (jnp.bfloat16, jnp.float16) else y
 
 
 # --- dtypes --------------------------------------------------------------------------
@@ -467,27 +90,23 @@ class Model:
         low = self.dtype == jnp.bfloat16
         self.state_dtype = jnp.float32 if low else self.dtype
         self._draw_dtype = jnp.float32 if low else self.dtype
-        self._scan = _scan_mode(scan)
+        self._scan = scan_mode(scan)
         if layout not in LAYOUTS:
             raise ValueError(f"layout={layout!r}: expected one of {', '.join(map(repr, LAYOUTS))}")
         self._layout = layout
-        layers: list[Layer] = []
-        self._plan = _plan(checked.graph, layers)
-        self.layers: tuple[Layer, ...] = tuple(layers)
-        self._with_vars = tuple(l for l in layers if l.params or l.state)
-        self._stacks = _find_stacks(self._plan, {}) if layout == "stacked" else {}
-        inside = {id(l) for node in self._stacks.values() for layers in node.tail[1:]
+        self._plan = Plan(checked)
+        self.layers: tuple[Layer, ...] = self._plan.layers
+        with_vars = tuple(l for l in self.layers if l.params or l.state)
+        self._stacks = self._plan.stacks() if layout == "stacked" else {}
+        inside = {id(l) for tail in self._stacks.values() for layers in tail.layers[1:]
                   for l in layers}
-        # the layers that have an entry of their own in this layout's trees
-        self._entries = tuple(l for l in self._with_vars if id(l) not in inside)
-        missing = sorted({l.kind for l in self._with_vars if l.kind not in INIT_FNS})
-        if missing:
-            raise NotImplementedError(f"the JAX backend has no init function for {missing}")
-        self._tensors, self._seeds = self._init_plan(self._with_vars)
+        #: the layers that have an entry of their own in this layout's trees
+        self.entries: tuple[Layer, ...] = tuple(l for l in with_vars if id(l) not in inside)
+        self._tensors, self._seeds = self._init_plan(with_vars)
         self._init_jit = jax.jit(self._init_impl)
-        final = _final_layer(self._plan)
+        final = self._plan.final_layer()
         self._final_softmax = final if final is not None and final.kind == "SOFTMAX" else None
-        self._forward = jax.jit(self._forward_impl)
+        self._forward = jax.jit(lambda params, state, x: self.apply(params, state, x)[0])
         self._vg_cache: dict = {}
         self._expected: Optional[tuple[dict, dict]] = None
 
@@ -507,8 +126,8 @@ class Model:
 
     def stacked(self) -> list[tuple[str, int]]:
         """In the stacked layout: (the path holding a stack, copies in it), per tail."""
-        return [(l.path, len(node.tail)) for node in self._stacks.values()
-                for l in node.tail[0] if l.params or l.state]
+        return [(l.path, len(tail.layers)) for tail in self._stacks.values()
+                for l in tail.template if l.params or l.state]
 
     def stack(self, tree: dict) -> dict:
         """A per-copy params (or state, or gradient) tree in this model's layout: each
@@ -521,52 +140,56 @@ class Model:
         return self._convert(tree, False)
 
     def _convert(self, tree: dict, to_stacked: bool) -> dict:
-        tree = _copy_dicts(tree)
-        for node in self._stacks.values():
-            for j, l in enumerate(node.tail[0]):
+        tree = trees.copy_dicts(tree)
+        for tail in self._stacks.values():
+            for j, l in enumerate(tail.template):
                 if not (l.params or l.state):
                     continue
-                members = [layers[j] for layers in node.tail]
+                members = [layers[j] for layers in tail.layers]
                 if to_stacked:
-                    parts = [_pop(tree, m.keys) for m in members]
+                    parts = [trees.pop(tree, m.keys) for m in members]
                     if all(p is None for p in parts):
                         continue  # e.g. a params tree and a layer with state only
                     if any(p is None for p in parts):
                         raise KeyError(f"stack: no entry for layer "
                                        f"{members[parts.index(None)].path}: pass a per-copy "
                                        "tree of this network")
-                    _insert(tree, l.keys, jax.tree_util.tree_map(lambda *xs: jnp.stack(xs),
-                                                                 *parts))
+                    trees.insert(tree, l.keys, trees.stack(parts))
                 else:
-                    whole = _pop(tree, l.keys)
+                    whole = trees.pop(tree, l.keys)
                     if whole is None:
                         continue
-                    for m, part in zip(members, _unstack(whole, len(members), l, "unstack")):
-                        _insert(tree, m.keys, part)
+                    for m, part in zip(members, trees.unstack(whole, len(members), l,
+                                                              "unstack")):
+                        trees.insert(tree, m.keys, part)
         return tree
 
     def scanned(self) -> list[tuple[str, str, int]]:
         """The repeats that ``apply`` runs with ``lax.scan`` in this mode: (first path of
         the scanned tail, last path, copies scanned), outer repeats first."""
-        runner = _Runner(None, None, Ctx(False, None), None, None, self._scan)
+        from ..checker import CBranches, CRepeat, CSeq
+
+        runner = Runner(self._plan, None, None, Ctx(False, None), scan=self._scan)
         out = []
 
-        def walk(node):
-            if isinstance(node, _Repeat):
-                if runner.scans(node):
-                    out.append((node.tail[0][0].path, node.tail[-1][-1].path, len(node.tail)))
-                    for copy in node.copies[:node.start + 1]:
-                        walk(copy)
-                    return
-                for copy in node.copies:
-                    walk(copy)
-            elif isinstance(node, _Seq):
+        def visit(node):
+            if isinstance(node, CRepeat):
+                tail = self._plan.tail(node)
+                if runner.scans(tail):
+                    out.append((tail.template[0].path, tail.layers[-1][-1].path,
+                                len(tail.layers)))
+                    copies = node.copies[:tail.start + 1]
+                else:
+                    copies = node.copies
+                for copy in copies:
+                    visit(copy)
+            elif isinstance(node, CSeq):
                 for item in node.items:
-                    walk(item)
-            elif isinstance(node, _Branches):
+                    visit(item)
+            elif isinstance(node, CBranches):
                 for branch in node.branches:
-                    walk(branch)
-        walk(self._plan)
+                    visit(branch)
+        visit(self._plan.graph)
         return out
 
     @property
@@ -621,7 +244,7 @@ class Model:
                 k = jax.random.fold_in(jax.random.fold_in(jax.random.fold_in(key, sa), sb), sj)
                 return jax.random.uniform(k, (CHUNK,), self._draw_dtype)
             u = jax.vmap(chunk)(*seeds).reshape(-1)
-        trees: tuple[dict, dict] = ({}, {})
+        made: tuple[dict, dict] = ({}, {})
         for where, keys, init, start in self._tensors:
             dtype = self.state_dtype if where == 1 else self.dtype
             if init.fill == "uniform":
@@ -633,8 +256,8 @@ class Model:
                 value = jnp.ones(init.shape, dtype)
             else:
                 value = jnp.zeros(init.shape, dtype)
-            _insert(trees[where], keys, value)
-        return trees
+            trees.insert(made[where], keys, value)
+        return made
 
     def init(self, key) -> tuple[dict, dict]:
         """Fresh ``(params, state)`` from a ``jax.random`` key (an int means
@@ -667,10 +290,10 @@ class Model:
     def _shapes(self) -> tuple[dict, dict]:
         """{key path: shape} of params and state in this model's layout (from ``init``)."""
         if self._expected is None:
-            trees = jax.eval_shape(self.init, jax.random.key(0))
+            shapes = jax.eval_shape(self.init, jax.random.key(0))
             self._expected = tuple(
                 {jax.tree_util.keystr(k): tuple(v.shape)
-                 for k, v in jax.tree_util.tree_flatten_with_path(t)[0]} for t in trees)
+                 for k, v in jax.tree_util.tree_flatten_with_path(t)[0]} for t in shapes)
         return self._expected
 
     def _check_trees(self, params, state) -> None:
@@ -697,10 +320,10 @@ class Model:
         self._check_trees(params, state)
         if not isinstance(train, bool):
             train = bool(train)  # a traced value fails here: `train` must be static
-        runner = _Runner(params, state, Ctx(train, rng), skip, collect, self._scan,
-                         stacks=self._stacks)
-        y = runner.run(self._plan, self._input(x))
-        return y, _nest(runner.new_state)
+        runner = Runner(self._plan, params, state, Ctx(train, rng), skip, collect, self._scan,
+                        stacks=self._stacks)
+        y = runner.run(self._plan.graph, self._input(x))
+        return y, trees.nest(runner.new_state)
 
     def apply(self, params, state, x, train: bool = False, rng=None):
         """``(y, new_state)``: the network on the batch ``x`` (N, H, W, C) or (N, D).
@@ -722,51 +345,24 @@ class Model:
         self._run(params, state, x, train, rng, collect=outs)
         return outs
 
-    def _forward_impl(self, params, state, x):
-        return self._run(params, state, x, False, None)[0]
-
     def forward(self, params, state, x):
         """Jitted inference: ``apply(params, state, x, train=False)[0]``."""
         return self._forward(params, state, x)
 
-    # losses and gradients -------------------------------------------------------------
-    def _objective(self, loss, train: bool) -> Callable:
-        skip = None
-        if isinstance(loss, str):
-            if loss == "cross_entropy":
-                fn = cross_entropy
-                skip = self._final_softmax  # a final SOFTMAX: take the logits before it
-            elif loss == "mse":
-                fn = mse
-            else:
-                raise ValueError(f"loss={loss!r}: expected one of {', '.join(LOSSES)} or a "
-                                 "callable loss(outputs, labels) -> scalar")
-        elif callable(loss):
-            fn = loss
-        else:
-            raise TypeError(f"loss must be a name ({', '.join(LOSSES)}) or a callable")
-
-        def objective(params, state, x, labels, rng):
-            y, new_state = self._run(params, state, x, train, rng, skip=skip)
-            return fn(y, labels), new_state
-        return objective
-
-    def _vg(self, loss, train: bool):
-        key = (loss, bool(train))
-        hit = self._vg_cache.get(key)
-        if hit is None:
-            hit = jax.jit(jax.value_and_grad(self._objective(loss, bool(train)), has_aux=True))
-            self._vg_cache[key] = hit
-        return hit
-
+    # losses, gradients, the train step (steps.py) -------------------------------------
     def value_and_grad(self, params, state, x, labels, loss="cross_entropy", train: bool = True,
                        rng=None):
-        """Jitted ``((loss, new_state), grads)``; grads has the structure of params.
+        """Jitted ``((loss, new_state), grads)``; grads has the structure of params
+        (``steps.value_and_grad``, compiled once per loss and mode).
 
         ``loss``: "cross_entropy" (integer labels, softmax cross-entropy of the outputs
         taken as logits, batch mean; a network ending in SOFTMAX is scored on that
         SOFTMAX's input), "mse", or a callable ``loss(outputs, labels) -> scalar``."""
-        return self._vg(loss, train)(params, state, x, labels, rng)
+        key = (loss, bool(train))
+        fn = self._vg_cache.get(key)
+        if fn is None:
+            fn = self._vg_cache[key] = steps.value_and_grad(self, loss, bool(train))
+        return fn(params, state, x, labels, rng)
 
     def grad(self, params, state, x, labels, loss="cross_entropy", train: bool = True,
              rng=None):
@@ -776,21 +372,13 @@ class Model:
     def loss(self, params, state, x, labels, loss="cross_entropy", train: bool = False,
              rng=None):
         """The loss value alone (not jitted; ``train=False`` by default, for evaluation)."""
-        return self._objective(loss, train)(params, state, x, labels, rng)[0]
+        return steps.objective(self, loss, train)(params, state, x, labels, rng)[0]
 
     def train_step(self, optimizer, loss="cross_entropy") -> Callable:
         """A jitted ``step(params, state, opt_state, x, labels, rng=None) -> (params, state,
-        opt_state, loss)`` for any optax ``GradientTransformation``; ``opt_state`` comes
-        from ``optimizer.init(params)``."""
-        import optax
-
-        grad_fn = jax.value_and_grad(self._objective(loss, True), has_aux=True)
-
-        def step(params, state, opt_state, x, labels, rng=None):
-            (value, new_state), grads = grad_fn(params, state, x, labels, rng)
-            updates, opt_state = optimizer.update(grads, opt_state, params)
-            return optax.apply_updates(params, updates), new_state, opt_state, value
-        return jax.jit(step)
+        opt_state, loss)`` for any optax ``GradientTransformation`` (``steps.train_step``);
+        ``opt_state`` comes from ``optimizer.init(params)``."""
+        return steps.train_step(self, optimizer, loss)
 
     # export (patternnet/backend/export.py) --------------------------------------------
     def export(self, path, params, state, batch: Optional[int] = None, platforms=None) -> None:

@@ -1,4 +1,4 @@
-"""``patternnet.train``: train a network on the digits or a ``.npz``, with checkpoints.
+"""``patternnet.train`` (``patternnet.training.train``): train a network on the digits or a ``.npz``, with checkpoints.
 
     >>> import patternnet
     >>> run = patternnet.train("examples/digits.pn", epochs=5)      # silent by default
@@ -7,15 +7,15 @@
 The loop (docs/training.md):
 
 * optax for the optimizer and the learning-rate schedule (``make_optimizer``); the step
-  is jitted from ``Model.apply`` (training mode) and returns the loss and the number of
-  correct predictions as well;
+  is the library's (``patternnet.backend.steps.update``, training mode), jitted with the
+  number of correct predictions and the learning rate added;
 * the training split is shuffled every epoch by a permutation that is a pure function
   of ``(seed, epoch)`` and cut into ``len // batch`` full batches (the remainder is
   dropped: one compiled step shape, and a batch divisible by the devices); the rng of
   step ``i`` is ``fold_in(base, i)``.  So training is a pure function of the seed and
   the step count, and a resumed run continues bit for bit;
 * after each epoch the test split is evaluated, a record is appended to
-  ``metrics.jsonl`` and a checkpoint replaces the last one (``patternnet.checkpoint``);
+  ``metrics.jsonl`` and a checkpoint replaces the last one (``patternnet.training.checkpoint``);
   Ctrl-C stops at the next step boundary, checkpoints and raises ``KeyboardInterrupt``;
   a non-finite loss raises ``NonFiniteLoss`` and keeps the last good checkpoint;
 * ``devices=N`` shards each batch over N devices (``jax.sharding``: a one-axis
@@ -143,50 +143,30 @@ def make_optimizer(name: str, schedule, weight_decay: float):
 # --- the jitted functions ------------------------------------------------------------
 
 
-def _log_probs(y):
-    """logits -> log-probabilities in float32 or wider: a bfloat16 model's in float32, a
-    float64 model's in float64 (the backend's rule for its losses, model._loss_precision)."""
-    import jax
-
-    from ..backend.model import _loss_precision
-
-    return jax.nn.log_softmax(_loss_precision(y), axis=-1)
-
-
-def _xent(logp, labels):
-    import jax.numpy as jnp
-
-    return -jnp.take_along_axis(logp, labels[:, None], axis=-1)[:, 0]
-
-
 class _Programs:
     """The jitted train step and evaluation, placed on ``devices`` devices."""
 
     def __init__(self, model, optimizer, schedule, devices: int):
         import jax
         import jax.numpy as jnp
-        import optax
 
-        def objective(params, state, x, y, rng):
-            # a final SOFTMAX is skipped: the loss takes the logits before it
-            out, new_state = model.logits(params, state, x, train=True, rng=rng)
-            logp = _log_probs(out)
-            correct = jnp.sum(jnp.argmax(logp, -1) == y)
-            return jnp.mean(_xent(logp, y)), (new_state, correct)
+        from ..backend import losses, steps
 
-        grad_fn = jax.value_and_grad(objective, has_aux=True)
+        # the library's step (backend/steps.py), plus what the loop reports: the
+        # correct predictions, and the learning rate the step used
+        update = steps.update(model, optimizer) if optimizer is not None else None
 
         def step(params, state, opt_state, x, y, base, i):
-            (loss, (state, correct)), grads = grad_fn(params, state, x, y,
-                                                      jax.random.fold_in(base, i))
-            updates, opt_state = optimizer.update(grads, opt_state, params)
-            return (optax.apply_updates(params, updates), state, opt_state, loss, correct,
-                    schedule(i))
+            params, state, opt_state, loss, logits = update(params, state, opt_state, x, y,
+                                                            jax.random.fold_in(base, i))
+            correct = jnp.sum(jnp.argmax(logits, -1) == y)
+            return params, state, opt_state, loss, correct, schedule(i)
 
         def evaluate(params, state, x, y, mask):
-            logp = _log_probs(model.logits(params, state, x, train=False)[0])
-            hit = (jnp.argmax(logp, -1) == y) & mask
-            return jnp.sum(jnp.where(mask, _xent(logp, y), 0.0)), jnp.sum(hit)
+            logits = model.logits(params, state, x, train=False)[0]
+            hit = (jnp.argmax(logits, -1) == y) & mask
+            return (jnp.sum(jnp.where(mask, losses.cross_entropies(logits, y), 0.0)),
+                    jnp.sum(hit))
 
         self.devices = devices
         if devices == 1:
@@ -403,7 +383,7 @@ def train(source_or_path, *, data="digits", epochs: Optional[int] = None,
     """Train a network and return a ``TrainResult`` (model, params, state, history).
 
     ``data``: "digits" (scikit-learn's bundled digits), a ``.npz`` path, or a
-    ``patternnet.data.Dataset``.  Hyperparameters left as None take ``DEFAULTS`` (or,
+    ``patternnet.training.Dataset``.  Hyperparameters left as None take ``DEFAULTS`` (or,
     resuming, the checkpoint's).  ``out``: the run folder for checkpoints, metrics.jsonl
     and metrics.png (None: nothing is written).  ``resume``: True continues the run in
     ``out`` from its checkpoint; a path (a run folder or a checkpoint) continues that
