@@ -41,7 +41,8 @@ class BuildError(Exception):
 def _supported() -> str | None:
     """Why this platform gets no build, or None."""
     if sys.platform != "linux" or platform.machine() not in ("x86_64", "AMD64"):
-        return f"oneDNN's wheel exists for Linux x86-64 only, not {sys.platform} {platform.machine()}"
+        return (f"oneDNN's wheel exists for Linux x86-64 only, not {sys.platform} "
+                f"{platform.machine()}")
     return None
 
 

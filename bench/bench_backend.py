@@ -94,12 +94,11 @@ def patternnet_step(name):
 
 
 def flax_step(name):
+    import flax_nets
     import jax
     import jax.numpy as jnp
     import numpy as np
     import optax
-
-    import flax_nets
     module = flax_nets.build(name)
     x, y = (jnp.asarray(a) for a in inputs())
     variables = module.init(jax.random.key(0), x[:2], train=False)
@@ -134,7 +133,6 @@ def torch_step(name):
     import numpy as np
     import torch
     import torch.nn.functional as F
-
     import torch_nets
     torch.set_num_threads(os.cpu_count() or 1)
     torch.manual_seed(0)

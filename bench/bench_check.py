@@ -28,9 +28,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from patternnet.pipeline import check_resolved  # noqa: E402
 from patternnet.atomic import write_atomic  # noqa: E402
 from patternnet.parser import parse_source  # noqa: E402
+from patternnet.pipeline import check_resolved  # noqa: E402
 from patternnet.resolver import resolve, select_all  # noqa: E402
 from patternnet.source import read  # noqa: E402
 

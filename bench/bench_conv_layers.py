@@ -53,7 +53,6 @@ def _median_ms(fn, runs: int) -> float:
 def jax_programs(layer, conv):
     """{pass: a call that runs it once and blocks}: bench_conv_small's three programs."""
     import jax
-
     from bench_conv_small import programs
     _, size, cin, cout, k, s, g = layer
     x = jax.random.normal(jax.random.key(0), (BATCH, size, size, cin))

@@ -72,7 +72,7 @@ def measure(shape, batch: int, runs: int) -> dict:
            "output": out, "kernel_exceeds_output": out < k}
     for what in ("forward", "dx", "dw", "fwd+bwd"):
         times = {name: [] for name in lowerings}
-        for name, progs in lowerings.items():
+        for progs in lowerings.values():
             fn, args = progs[what]
             jax.block_until_ready(fn(*args))
         for _ in range(runs):

@@ -4,7 +4,6 @@ a .pn net layer for layer."""
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
 from net_configs import MOBILENET
 
 

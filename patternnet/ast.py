@@ -7,7 +7,8 @@ formatter promises: ``parse(format(p)) == p``.
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional as Opt, Union
+from typing import NamedTuple, Union
+from typing import Optional as Opt
 
 from .record import field, record
 

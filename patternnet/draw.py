@@ -658,8 +658,9 @@ def draw_svg(checked: CheckedNet, *, expand: bool = False, source: Optional[str]
 
     Repeats are drawn once in a frame marked ``×n`` unless ``expand`` is true, which
     draws every copy.  ``source``, the text of the file checked, names block frames
-    with the call as written (``stage(128, 4)``) instead of the block's name.  ``title`` replaces the heading (default: the network's name and,
-    for a member of a family, its binding).  Deterministic: equal inputs give equal text.
+    with the call as written (``stage(128, 4)``) instead of the block's name.  ``title``
+    replaces the heading (default: the network's name and, for a member of a family, its
+    binding).  Deterministic: equal inputs give equal text.
     """
 
     root = _graph(checked, expand, source)

@@ -13,12 +13,12 @@ from __future__ import annotations
 import os
 from typing import Optional, Union
 
-from .record import field, record
 from . import limits
 from .ast import Program
 from .checker import CheckedNet, attempt
 from .diagnostics import Diagnostic, PatternNetError, ResolveError, ShapeError, SourceError
 from .parser import parse_source
+from .record import field, record
 from .resolver import Family, FreeRange, Network, resolve
 from .source import Source, read
 

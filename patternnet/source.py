@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 
-from .record import record
 from . import limits
 from .diagnostics import Diagnostic, SourceError
+from .record import record
 
 
 @record

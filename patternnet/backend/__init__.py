@@ -85,7 +85,7 @@ from .. import xla_cpu as _xla_cpu
 
 _xla_cpu.configure()  # before JAX's CPU backend starts (patternnet/xla_cpu.py)
 
-from .layers import INIT_FNS, LAYER_FNS, Ctx, Layer
+from .layers import INIT_FNS, LAYER_FNS, Ctx, Layer  # noqa: E402 (after configure)
 
 # ``model`` (which imports the checker) is imported on first use, so that
 # ``patternnet.backend.export.load`` runs an export without the compiler.

@@ -32,8 +32,8 @@ import jax
 import numpy as np
 
 from ..diagnostics import Diagnostic, SourceError
-from . import onednn, trees
 from ..source import read_bytes
+from . import onednn, trees
 
 if TYPE_CHECKING:  # pragma: no cover
     from .model import Model

@@ -17,8 +17,7 @@ import sys
 from typing import Optional, Sequence
 
 from . import check, compile, draw, expand, explain, fmt, train
-from .common import (EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE,
-                     Usage)
+from .common import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, Usage
 
 __all__ = ["EXIT_INTERNAL", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_PROBLEMS", "EXIT_USAGE",
            "EXTRAS", "Usage", "build_parser", "main", "missing_extra"]

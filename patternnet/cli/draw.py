@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import (EXIT_OK, Usage, net_options, one_file, print_problems,
-                     write_or_usage)
+from .common import EXIT_OK, Usage, net_options, one_file, print_problems, write_or_usage
 
 
 def add(sub) -> None:

@@ -141,7 +141,8 @@ def _read_npz(path: str) -> dict:
         with loaded as f:
             return {k: f[k] for k in f.files}
     except FileNotFoundError:
-        raise DataError(f"{path}: no such file; pass --data digits or a .npz with x and y") from None
+        raise DataError(f"{path}: no such file; pass --data digits or a .npz with x and y") \
+            from None
     except IsADirectoryError:
         raise DataError(f"{path}: is a folder; pass a .npz file") from None
     except PermissionError:

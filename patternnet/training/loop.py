@@ -1,4 +1,5 @@
-"""``patternnet.train`` (``patternnet.training.train``): train a network on the digits or a ``.npz``, with checkpoints.
+"""``patternnet.train`` (``patternnet.training.train``): train a network on the digits or
+a ``.npz``, with checkpoints.
 
     >>> import patternnet
     >>> run = patternnet.train("examples/digits.pn", epochs=5)      # silent by default
@@ -33,12 +34,12 @@ from typing import Optional
 
 import numpy as np
 
+from ..record import record
 from . import checkpoint as ckpt
 from .data import Dataset, MismatchError, TrainError, check_fits
 from .data import load as load_data
 from .metrics import Metrics
 from .progress import reporter
-from ..record import record
 
 OPTIMIZERS = ("sgd", "momentum", "adam", "adamw")
 SCHEDULES = ("constant", "cosine", "step")
@@ -620,9 +621,10 @@ def restore(source_or_path, checkpoint, *, net: Optional[str] = None,
     model = compile_for(source_or_path, tuple(cfg["input_shape"]), cfg["classes"], net=net,
                         define=define, dtype=cfg["hyper"]["dtype"])
     if list(model.input_shape) != list(cfg["input_shape"]):
-        raise MismatchError(f"{saved.path}: the run trained on {'x'.join(map(str, cfg['input_shape']))}"
-                            f" inputs, this network takes {'x'.join(map(str, model.input_shape))};"
-                            " pass the .pn, --net and -D the run used")
+        trained = "x".join(map(str, cfg["input_shape"]))
+        takes = "x".join(map(str, model.input_shape))
+        raise MismatchError(f"{saved.path}: the run trained on {trained} inputs, this network "
+                            f"takes {takes}; pass the .pn, --net and -D the run used")
     shapes = jax.eval_shape(model.init, jax.random.key(0))
     saved.check_fits(*shapes)
     params = jax.tree_util.tree_map(lambda a, t: jnp.asarray(a, t.dtype), saved.params, shapes[0])

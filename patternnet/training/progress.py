@@ -58,7 +58,8 @@ class _Bar(_Silent):
         self.epochs = epochs
         self.progress = Progress(
             TextColumn("[bold]epoch {task.fields[epoch]}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("loss [cyan]{task.fields[loss]}"), TextColumn("acc [green]{task.fields[acc]}"),
+            TextColumn("loss [cyan]{task.fields[loss]}"),
+            TextColumn("acc [green]{task.fields[acc]}"),
             TextColumn("{task.fields[speed]}"), TimeElapsedColumn(), TextColumn("eta"),
             TimeRemainingColumn(), console=self.console, refresh_per_second=8)
         self.progress.start()
