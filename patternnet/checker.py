@@ -9,6 +9,7 @@ layer with a stable path, applies the bare-layer defaults, and collects errors
 
 from __future__ import annotations
 
+from operator import attrgetter
 from typing import Any, Optional, Sequence, Union
 
 from .record import field, record
@@ -155,17 +156,80 @@ class _Fail(Exception):
         self.diag = diag
 
 
-@record(frozen=False)
+@record
 class _Copy:
     """The copy of a repeat being checked, and the spatial sizes each copy went through."""
     span: Span
     index: int
     count: int
-    trails: list  # one list of sizes per copy so far; shared by all copies of the repeat
+    trails: tuple[tuple[str, ...], ...]  # one per copy so far, this copy's last
 
     @property
-    def trail(self) -> list:
+    def trail(self) -> tuple[str, ...]:
         return self.trails[-1]
+
+    def passing(self, size: str) -> "_Copy":
+        """This copy, its trail extended by ``size``."""
+        return _Copy(self.span, self.index, self.count,
+                     self.trails[:-1] + (self.trails[-1] + (size,),))
+
+
+class _State:
+    """Everything the walk has done that a `?` which does not fit must undo.
+
+    Every slot holds an immutable value -- a number, a tuple, a cons-list
+    ``(newest, rest)``, or a name-counter dict that is copied, never changed, once
+    made -- so the tuple of the slots' values is the whole state: ``save`` takes it (one
+    C call, the references only), ``undo`` puts it back, and a slot added here is saved
+    and undone with the rest (one that ``__init__`` forgets makes ``save`` fail, not
+    leak).  The slots are assigned, not the object rebuilt, because every layer changes
+    half of them: a frozen state built anew per layer made the check stage a third
+    slower.  What a `?` must not undo (the count of `?` met, the choices that did not
+    fit, the static-argument cache) lives on the walker.
+    """
+    __slots__ = ("layers", "count", "notes", "made", "scopes", "copies", "rf", "jump",
+                 "last_filters", "halvings", "prev_kind", "param_ordinal", "last_param")
+
+    def __init__(self):
+        self.layers: Optional[tuple] = None   # cons-list of the CLayers emitted, newest first
+        self.count = 0                        # how many: the limit is checked on every layer
+        self.notes: Optional[tuple] = None    # cons-list of lints and N330 notes
+        self.made: Optional[tuple] = None     # cons-list of each `?` kept or left out
+        self.scopes: tuple = (("", {}), None)  # cons-list of (path prefix, name counters)
+        self.copies: tuple[_Copy, ...] = ()   # the repeat copies being checked, outermost first
+        self.rf, self.jump = (1, 1), (1, 1)   # receptive field, effective stride
+        self.last_filters: Optional[int] = None  # the last CONV's filters, for a bare CONV
+        self.halvings = 0                     # spatial halvings since that CONV
+        self.prev_kind: Optional[str] = None  # for E323 (RELU after RELU)
+        self.param_ordinal = 0                # parameterised layers so far
+        self.last_param: Optional[tuple[int, bool]] = None  # (ordinal, is a bare FC)
+
+    def save(self) -> tuple:
+        return _snapshot(self)
+
+    def undo(self, saved: tuple) -> None:
+        for name, value in zip(_State.__slots__, saved):
+            setattr(self, name, value)
+
+
+_snapshot = attrgetter(*_State.__slots__)
+
+
+def _items(cons: Optional[tuple]) -> list:
+    """A cons-list's items, oldest first."""
+    out = []
+    while cons is not None:
+        out.append(cons[0])
+        cons = cons[1]
+    out.reverse()
+    return out
+
+
+def _named(scopes: tuple, key: str) -> tuple[str, tuple]:
+    """The next path for ``key`` in the innermost scope, and the scopes that count it."""
+    (prefix, counters), outer = scopes
+    n = counters.get(key, 0) + 1
+    return f"{prefix}{key}{n}", ((prefix, {**counters, key: n}), outer)
 
 
 class _Walker:
@@ -175,27 +239,27 @@ class _Walker:
         self.classes = classes
         self.strict = strict
         self.choices = list(choices or ())
-        self.choice_at = 0
-        self.dropped_on: list[int] = []       # `?` instances asked on that did not fit
-        self.made: list[bool] = []
         self.classifier = classifier           # ordinal of the bare FC that gets `classes`
-        self.param_ordinal = 0
-        self.last_param: Optional[tuple[int, bool]] = None  # (ordinal, is a bare FC)
-        self.layers: list[CLayer] = []
-        self.notes: list[Diagnostic] = []
-        self.scopes: list[tuple[str, dict]] = [("", {})]
-        self.copies: list[_Copy] = []
-        self.last_filters: Optional[int] = None
-        self.halvings = 0
-        self.prev_kind: Optional[str] = None
-        self.rf, self.jump = (1, 1), (1, 1)
-        self._static: dict = {}
+        self.state = _State()                  # all that a failed `?` undoes
+        # kept across a failed `?`:
+        self.choice_at = 0                     # `?` instances met
+        self.dropped_on: list[int] = []        # `?` instances asked on that did not fit
+        self._static: dict = {}                # per resolved layer, see ``static``
 
-    # naming ---------------------------------------------------------------------------
-    def name(self, key: str) -> str:
-        prefix, counters = self.scopes[-1]
-        counters[key] = counters.get(key, 0) + 1
-        return f"{prefix}{key}{counters[key]}"
+    @property
+    def layers(self) -> list[CLayer]:
+        return _items(self.state.layers)
+
+    @property
+    def notes(self) -> list[Diagnostic]:
+        return _items(self.state.notes)
+
+    @property
+    def made(self) -> list[bool]:
+        return _items(self.state.made)
+
+    def note(self, diag: Diagnostic) -> None:
+        self.state.notes = (diag, self.state.notes)
 
     # nodes ----------------------------------------------------------------------------
     def seq(self, seq: RSeq, shape) -> tuple[CSeq, tuple]:
@@ -210,12 +274,7 @@ class _Walker:
         if isinstance(n, RLayer):
             return self.layer(n, shape)
         if isinstance(n, RBlock):
-            path = self.name(n.name)
-            self.scopes.append((path + ".", {}))
-            try:
-                return self.seq(n.body, shape)
-            finally:
-                self.scopes.pop()
+            return self.block(n, shape)
         if isinstance(n, RRepeat):
             return self.repeat(n, shape)
         if isinstance(n, ROptional):
@@ -226,44 +285,53 @@ class _Walker:
             return self.seq(n, shape)
         raise AssertionError(f"unexpected node {n!r}")
 
+    def block(self, b: RBlock, shape):
+        # (a failure needs no popping: whoever catches it puts back a state of its own)
+        s = self.state
+        path, scopes = _named(s.scopes, b.name)
+        s.scopes = ((path + ".", {}), scopes)
+        body, shape = self.seq(b.body, shape)
+        s.scopes = scopes
+        return body, shape
+
     def repeat(self, r: RRepeat, shape):
-        copies, trails = [], []
+        copies, trails = [], ()
+        s = self.state
+        outer = s.copies
         for i in range(r.count):
-            trails.append([_spatial(shape)])
-            self.copies.append(_Copy(r.span, i + 1, r.count, trails))
-            try:
-                body, shape = self.seq(r.body, shape)
-            finally:
-                self.copies.pop()
+            s.copies = outer + (_Copy(r.span, i + 1, r.count, trails + ((_spatial(shape),),)),)
+            body, shape = self.seq(r.body, shape)
+            trails = s.copies[-1].trails
             copies.append(body)
+        s.copies = outer
         return CRepeat(tuple(copies), r.span), shape
 
     def optional(self, o: ROptional, shape):
         i = self.choice_at
         self.choice_at += 1
         want = self.choices[i] if i < len(self.choices) else True
-        if not want:
-            self.made.append(False)
-            return None, shape
-        saved = self._save()
-        try:
-            body, out = self.seq(o.body, shape)
-        except _Fail as f:
-            self._restore(saved)
-            self.made.append(False)
-            if i < len(self.choices):
-                self.dropped_on.append(i)
-            self.notes.append(Diagnostic(
-                "N330", f"`?` left out{self._where()}: it does not fit input {fmt_shape(shape)}",
-                o.span, severity="note", trace=o.trace, label="left out",
-                notes=(f"it would fail with: {f.diag.message}",)))
-            return None, shape
-        self.made.append(True)
-        return body, out
+        if want:
+            saved = self.state.save()
+            try:
+                body, out = self.seq(o.body, shape)
+            except _Fail as f:
+                self.state.undo(saved)  # as if the `?` had never been tried
+                if i < len(self.choices):
+                    self.dropped_on.append(i)
+                self.note(Diagnostic(
+                    "N330", f"`?` left out{self._where()}: it does not fit input "
+                    f"{fmt_shape(shape)}", o.span, severity="note", trace=o.trace,
+                    label="left out", notes=(f"it would fail with: {f.diag.message}",)))
+            else:
+                self.state.made = (True, self.state.made)
+                return body, out
+        self.state.made = (False, self.state.made)
+        return None, shape
 
     def branches(self, b: RBranches, shape):
         outs, bodies, skips = [], [], []
-        rf0, jump0 = self.rf, self.jump
+        s = self.state
+        rf0, jump0 = s.rf, s.jump
         rfs = []
         for item in b.items:
             if _is_skip(item):
@@ -271,11 +339,11 @@ class _Walker:
                 bodies.append(None)
                 outs.append(None)
                 continue
-            self.rf, self.jump = rf0, jump0
+            s.rf, s.jump = rf0, jump0
             body, out = self.seq(item, shape)
             bodies.append(body)
             outs.append(out)
-            rfs.append((self.rf, self.jump))
+            rfs.append((s.rf, s.jump))
         if b.op == "+":
             target = next((o for o in outs if o is not None), None)
             if target is None:
@@ -283,10 +351,10 @@ class _Walker:
                                 b.span, b.trace, help="give one branch layers: `(CONV -> BN + SKIP)`")
             for i in skips:
                 skip_layer = b.items[i].items[0]
-                self.rf, self.jump = rf0, jump0
+                s.rf, s.jump = rf0, jump0
                 bodies[i] = CSeq((self.skip(skip_layer, shape, target),))
                 outs[i] = target
-                rfs.append((self.rf, self.jump))
+                rfs.append((s.rf, s.jump))
             for item, out in zip(b.items, outs):
                 if out != target:
                     raise self.fail(
@@ -301,8 +369,8 @@ class _Walker:
                                 b.trace, help="use ID to pass the input through a `|` branch")
             result = self.concat(b, outs)
         if rfs:
-            self.rf = tuple(max(r[0][k] for r in rfs) for k in (0, 1))
-            self.jump = tuple(max(r[1][k] for r in rfs) for k in (0, 1))
+            s.rf = tuple(max(r[0][k] for r in rfs) for k in (0, 1))
+            s.jump = tuple(max(r[1][k] for r in rfs) for k in (0, 1))
         return CBranches(b.op, tuple(bodies), result, b.span), result
 
     def concat(self, b: RBranches, outs):
@@ -322,13 +390,13 @@ class _Walker:
         except RuleError as e:
             raise self.fail(e.code, e.message, layer.span, layer.trace, help=e.help,
                             notes=e.notes) from None
+        s = self.state
         if r.window is not None:
-            self.jump = (self.jump[0] * r.window[1][0], self.jump[1] * r.window[1][1])
-        path = self.name("skip")
-        args = tuple(r.args.items())
-        return self.emit(CLayer(path, "SKIP", args, shape, r.out_shape, r.params, r.state,
-                                r.macs, self.rf, self.jump, layer.span, layer.trace,
-                                tuple(r.notes), ()))
+            s.jump = (s.jump[0] * r.window[1][0], s.jump[1] * r.window[1][1])
+        path, s.scopes = _named(s.scopes, "skip")
+        return self.emit(CLayer(path, "SKIP", tuple(r.args.items()), shape, r.out_shape,
+                                r.params, r.state, r.macs, s.rf, s.jump, layer.span,
+                                layer.trace, tuple(r.notes), ()))
 
     # layers ---------------------------------------------------------------------------
     def layer(self, rl: RLayer, shape):
@@ -345,35 +413,36 @@ class _Walker:
             raise self.fail(e.code, e.message, rl.span, rl.trace, help=e.help,
                             notes=e.notes) from None
         self.lint(rl, r, shape)
+        s = self.state
         if r.window is not None:
             (kh, kw), (sh, sw) = r.window
-            self.rf = (self.rf[0] + (kh - 1) * self.jump[0], self.rf[1] + (kw - 1) * self.jump[1])
-            self.jump = (self.jump[0] * sh, self.jump[1] * sw)
+            s.rf = (s.rf[0] + (kh - 1) * s.jump[0], s.rf[1] + (kw - 1) * s.jump[1])
+            s.jump = (s.jump[0] * sh, s.jump[1] * sw)
         if kind in ("POOL", "AVGPOOL") and len(shape) == 3 and r.out_shape[0] < shape[0]:
-            self.halvings += 1
+            s.halvings += 1
         if kind == "CONV":
-            self.last_filters, self.halvings = r.out_shape[-1], 0
-        path = self.name(_KEYS[kind])
+            s.last_filters, s.halvings = r.out_shape[-1], 0
+        path, s.scopes = _named(s.scopes, _KEYS[kind])
         layer = CLayer(path, kind, tuple(r.args.items()), shape, r.out_shape, r.params, r.state,
-                       r.macs, self.rf, self.jump, rl.span, rl.trace,
+                       r.macs, s.rf, s.jump, rl.span, rl.trace,
                        tuple(notes + r.notes) if notes or r.notes else (),
                        self._static[id(rl)][3])
-        if self.copies and r.out_shape != shape and len(r.out_shape) == 3:
+        if s.copies and r.out_shape != shape and len(r.out_shape) == 3:
             size = _spatial(r.out_shape)
-            if size != self.copies[-1].trail[-1]:
-                self.copies[-1].trail.append(size)
-        self.prev_kind = kind
+            if size != s.copies[-1].trail[-1]:
+                s.copies = s.copies[:-1] + (s.copies[-1].passing(size),)
+        s.prev_kind = kind
         return self.emit(layer), r.out_shape
 
     def emit(self, layer: CLayer) -> CLayer:
-        if len(self.layers) >= limits.MAX_LAYERS:
+        s = self.state
+        if s.count >= limits.MAX_LAYERS:
             raise self.fail("E208", f"more than {limits.MAX_LAYERS:,} layers after expanding "
                             "every repeat (limit MAX_LAYERS)", layer.span, layer.trace)
-        self.layers.append(layer)
+        s.layers, s.count = (layer, s.layers), s.count + 1
         if layer.params:
-            self.param_ordinal += 1
-            bare_fc = layer.kind == "FC" and "units" not in layer.given
-            self.last_param = (self.param_ordinal, bare_fc)
+            s.param_ordinal += 1
+            s.last_param = (s.param_ordinal, layer.kind == "FC" and "units" not in layer.given)
         return layer
 
     def input_layer(self, rl: RLayer) -> CLayer:
@@ -417,16 +486,17 @@ class _Walker:
         return fixed, tuple(bare)
 
     def bare_default(self, kind: str):
+        s = self.state
         if kind == "CONV":
-            if self.last_filters is None:
+            if s.last_filters is None:
                 return BARE_FIRST_FILTERS, f"bare CONV: {BARE_FIRST_FILTERS} filters (the first)"
-            n = self.last_filters  # doubling stops at 512 but never lowers a count
-            if self.halvings:
-                n = max(n, min(n * 2 ** self.halvings, BARE_MAX_FILTERS))
-            why = (f"doubled after {self.halvings} pooling layer"
-                   f"{'s' if self.halvings > 1 else ''}" if self.halvings else "as the previous CONV")
+            n = s.last_filters  # doubling stops at 512 but never lowers a count
+            if s.halvings:
+                n = max(n, min(n * 2 ** s.halvings, BARE_MAX_FILTERS))
+            why = (f"doubled after {s.halvings} pooling layer"
+                   f"{'s' if s.halvings > 1 else ''}" if s.halvings else "as the previous CONV")
             return n, f"bare CONV: {n} filters ({why})"
-        ordinal = self.param_ordinal + 1
+        ordinal = s.param_ordinal + 1
         if ordinal == self.classifier:
             return self.classes, f"bare FC: {self.classes} units, the classifier (--classes)"
         return BARE_HIDDEN_UNITS, f"bare FC: {BARE_HIDDEN_UNITS} units (hidden)"
@@ -435,52 +505,34 @@ class _Walker:
     def lint(self, rl: RLayer, r, shape) -> None:
         for code, message, help in r.lints:
             self.warn(code, message, rl, help)
-        if rl.kind == "RELU" and self.prev_kind == "RELU":
+        if rl.kind == "RELU" and self.state.prev_kind == "RELU":
             self.warn("E323", "RELU directly after RELU does nothing", rl,
                       "remove one of them")
 
     def warn(self, code, message, rl: RLayer, help=None):
-        self.notes.append(Diagnostic(code, message + self._where(), rl.span, help=help,
-                                     severity="error" if self.strict else "warning",
-                                     trace=rl.trace))
+        self.note(Diagnostic(code, message + self._where(), rl.span, help=help,
+                             severity="error" if self.strict else "warning", trace=rl.trace))
 
     # errors ---------------------------------------------------------------------------
     def _where(self) -> str:
-        if not self.copies:
+        copies = self.state.copies
+        if not copies:
             return ""
-        return " (" + ", ".join(f"copy {c.index} of {c.count}" for c in self.copies) + ")"
+        return " (" + ", ".join(f"copy {c.index} of {c.count}" for c in copies) + ")"
 
     def fail(self, code, message, span, trace=(), help=None, notes=()):
         notes = list(notes)
         label = ""
-        if self.copies:
-            inner = self.copies[-1]
+        copies = self.state.copies
+        if copies:
+            inner = copies[-1]
             label = f"in copy {inner.index} of {inner.count}"
-            for outer, within in zip(reversed(self.copies[:-1]), reversed(self.copies[1:])):
+            for outer, within in zip(reversed(copies[:-1]), reversed(copies[1:])):
                 notes.append(f"the repeat at {_where(within.span)} is in copy {outer.index} of "
                              f"{outer.count} of the repeat at {_where(outer.span)}")
-            notes.insert(0, _copy_trails(self.copies[-1], message.split(" ", 1)[0]))
+            notes.insert(0, _copy_trails(inner, message.split(" ", 1)[0]))
         return _Fail(Diagnostic(code, message, span, help=help, notes=tuple(notes),
                                 trace=tuple(trace), label=label))
-
-    # ``?`` needs to undo a failed attempt
-    def _save(self):
-        return (len(self.layers), len(self.notes), self.rf, self.jump, self.last_filters,
-                self.halvings, self.prev_kind, self.param_ordinal, self.last_param,
-                [dict(c) for _, c in self.scopes], [list(c.trail) for c in self.copies],
-                len(self.made))
-
-    def _restore(self, s):
-        (n_layers, n_notes, self.rf, self.jump, self.last_filters, self.halvings,
-         self.prev_kind, self.param_ordinal, self.last_param, counters, trails, n_made) = s
-        del self.layers[n_layers:]
-        del self.notes[n_notes:]
-        del self.made[n_made:]
-        for (prefix, c), saved in zip(self.scopes, counters):
-            c.clear()
-            c.update(saved)
-        for c, t in zip(self.copies, trails):
-            c.trails[-1] = t
 
 
 _KEYS = {k: k.lower() for k in LAYERS}  # path names: conv1, pool2, ...
@@ -488,11 +540,12 @@ _KEYS = {k: k.lower() for k in LAYERS}  # path names: conv1, pool2, ...
 
 def _lint_dropout(w: _Walker) -> None:
     """E322: dropout with no parameterised layer after it only adds noise to the output."""
-    last_param = max((i for i, l in enumerate(w.layers) if l.params), default=-1)
-    for i in range(len(w.layers) - 1, last_param, -1):
-        layer = w.layers[i]
+    layers = w.layers
+    last_param = max((i for i, l in enumerate(layers) if l.params), default=-1)
+    for i in range(len(layers) - 1, last_param, -1):
+        layer = layers[i]
         if layer.kind == "DROPOUT":
-            w.notes.append(Diagnostic(
+            w.note(Diagnostic(
                 "E322", "DROPOUT after the last parameterised layer only adds noise to the output",
                 layer.span, help="move it before the last FC, or remove it",
                 severity="error" if w.strict else "warning", trace=layer.trace))
@@ -568,22 +621,24 @@ def _walk(net: Network, input_shape, classes, strict, choices):
         except _Fail as f:
             errors = [f.diag] + [d for d in w.notes if d.severity == "error"]
             return ShapeError(errors, sources), w
-        if w.last_param is None or not w.last_param[1] or classifier is not None:
+        last_param = w.state.last_param
+        if last_param is None or not last_param[1] or classifier is not None:
             break
-        classifier = w.last_param[0]
+        classifier = last_param[0]
     _lint_dropout(w)
     if written and input_shape and tuple(input_shape) != written:
-        w.notes.append(Diagnostic(
+        w.note(Diagnostic(
             "N331", f"input shape {fmt_shape(input_shape)} not used: this network writes "
             f"INPUT({fmt_shape(written)})", net.input.span, severity="note",
             help="--input / input_shape= set a bare INPUT only; to vary a written one, use a "
             "constant: `size = 224x224x3` ... `INPUT(size)`, then -D size=64x64x3"))
-    errors = [d for d in w.notes if d.severity == "error"]
+    notes = tuple(w.notes)
+    errors = [d for d in notes if d.severity == "error"]
     if errors:
         return ShapeError(errors, sources), w
     layers = tuple(w.layers)
     totals = Totals(sum(l.params for l in layers), sum(l.state for l in layers),
                     sum(l.macs for l in layers), sum(l.activations for l in layers[1:]))
-    checked = CheckedNet(net.name, shape, out, graph, layers, totals, tuple(w.notes),
+    checked = CheckedNet(net.name, shape, out, graph, layers, totals, notes,
                          net.bindings, tuple(w.made), net.file)
     return checked, w

@@ -267,3 +267,60 @@ class TestFamilies:
     def test_just_under_the_cap(self):
         src = "INPUT(4) -> " + " -> ".join(["RELU?"] * 12) + " -> FC(2)"   # 4096 members
         assert len(expand(src).members) == limits.MAX_FAMILY_MEMBERS
+
+
+# --- a `?` that does not fit ------------------------------------------------------------
+
+class TestLeftOutLeavesNoTrace:
+    """A `?` whose body fails is checked as if it were not written: nothing its body did
+    before failing (names, receptive field, bare-CONV doubling, lints, nested `?`, the
+    last parameterised layer, copy trails) may reach the layers after it.  The old hand-written
+    undo listed the walk's fields one by one, so a field added to the walk leaked."""
+
+    # every layer of the body changes some of the walk's state, then CONV on a vector
+    # fails; the RELU after the `?` would be linted (E323) were the body's last RELU kept
+    BODY = "POOL -> blk -> CONV(64) -> RELU -> RELU? -> RELU -> FC -> FC(4) -> RELU -> CONV"
+
+    def src(self, optional: bool, tail: str = "") -> str:
+        body = f" -> [{self.BODY}]?" if optional else ""
+        return ("blk = CONV -> RELU\n"
+                f"INPUT(16x16x3) -> CONV(8) -> [CONV -> POOL{body} -> RELU -> CONV -> blk"
+                f"{tail}]*2 -> FC -> FC")
+
+    @staticmethod
+    def without_left_out(n: CheckedNet) -> CheckedNet:
+        """``n`` less what leaving a `?` out adds: its N330 notes and its choices."""
+        return CheckedNet(n.name, n.input_shape, n.output_shape, n.graph, n.layers, n.totals,
+                          tuple(d for d in n.notes if d.code != "N330"), n.bindings, (),
+                          n.file)
+
+    def test_the_net_is_the_one_written_without_it(self):
+        kept, plain = check(self.src(True)), check(self.src(False))
+        assert [d.code for d in kept.notes] == ["N330", "N330"]  # one per copy
+        assert kept.choices == (False, False)  # the nested RELU? is undone with its body
+        assert self.without_left_out(kept) == plain
+        # what the comparison covers, spelled out: paths, receptive fields, filters
+        assert [(l.path, l.rf, l.out_shape) for l in kept.layers] == [
+            (l.path, l.rf, l.out_shape) for l in plain.layers]
+        assert plain.notes == ()  # no RELU -> RELU lint from the body's last RELU
+
+    def test_errors_after_it_tell_the_same_copy_trails(self):
+        # the third copy's POOL meets a 1x1 map; the body's POOL must not be in the trails
+        def error(optional):
+            with pytest.raises(ShapeError) as info:
+                check(self.src(optional, " -> POOL").replace("]*2", "]*3"))
+            return info.value.diagnostics
+        kept, plain = error(True), error(False)
+        assert [d.code for d in kept if d.code != "N330"] == [d.code for d in plain]
+        first = next(d for d in kept if d.code != "N330")
+        assert (first.message, first.notes, first.label, first.span) == (
+            plain[0].message, plain[0].notes, plain[0].label, plain[0].span)
+        assert "copy 1: 16→8→4, copy 2: 4→2→1, copy 3: 1" in first.notes[0]
+
+    def test_its_bare_fc_is_not_the_classifier(self):
+        # the body's last parameterised layer is a bare FC; were it counted, a second pass
+        # would give it --classes units, and (FC(10) + FC) would then fit
+        kept = check("INPUT(8x8x3) -> CONV(4) -> FLATTEN -> FC(10) -> [FC(4) -> (FC(10) + FC)]?")
+        plain = check("INPUT(8x8x3) -> CONV(4) -> FLATTEN -> FC(10)")
+        assert kept.choices == (False,)
+        assert self.without_left_out(kept) == plain
