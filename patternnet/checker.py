@@ -15,7 +15,7 @@ from typing import Any, Optional, Sequence, Union
 from .record import field, record
 from . import limits
 from .ast import Span
-from .diagnostics import Diagnostic, Frame, ShapeError
+from .diagnostics import Diagnostic, Fail, Frame, ShapeError
 from .layers import CONTEXT, LAYERS, REQUIRED
 from .resolver import (Network, RBlock, RBranches, RLayer, ROptional, RRepeat, RSeq,
                       normalize_arg)
@@ -148,12 +148,6 @@ class CheckedNet:
 
 
 # --- the walk ------------------------------------------------------------------------
-
-
-class _Fail(Exception):
-    def __init__(self, diag: Diagnostic):
-        super().__init__(diag.message)
-        self.diag = diag
 
 
 @record
@@ -314,7 +308,7 @@ class _Walker:
             saved = self.state.save()
             try:
                 body, out = self.seq(o.body, shape)
-            except _Fail as f:
+            except Fail as f:
                 self.state.undo(saved)  # as if the `?` had never been tried
                 if i < len(self.choices):
                     self.dropped_on.append(i)
@@ -531,8 +525,8 @@ class _Walker:
                 notes.append(f"the repeat at {_where(within.span)} is in copy {outer.index} of "
                              f"{outer.count} of the repeat at {_where(outer.span)}")
             notes.insert(0, _copy_trails(inner, message.split(" ", 1)[0]))
-        return _Fail(Diagnostic(code, message, span, help=help, notes=tuple(notes),
-                                trace=tuple(trace), label=label))
+        return Fail(Diagnostic(code, message, span, help=help, notes=tuple(notes),
+                               trace=tuple(trace), label=label))
 
 
 _KEYS = {k: k.lower() for k in LAYERS}  # path names: conv1, pool2, ...
@@ -618,7 +612,7 @@ def _walk(net: Network, input_shape, classes, strict, choices):
         w = _Walker(net, shape, classes, strict, choices, classifier)
         try:
             graph, out = w.seq(net.body, ())
-        except _Fail as f:
+        except Fail as f:
             errors = [f.diag] + [d for d in w.notes if d.severity == "error"]
             return ShapeError(errors, sources), w
         last_param = w.state.last_param

@@ -43,6 +43,16 @@ class Diagnostic:
         return d
 
 
+class Fail(Exception):
+    """One diagnostic that ends the current step of a stage (a statement's parse, a
+    network's resolution, a walk or a `?` in the checker).  Internal: each stage catches
+    it and raises its PatternNetError, so it never leaves the pipeline."""
+
+    def __init__(self, diag: Diagnostic):
+        super().__init__(diag.message)
+        self.diag = diag
+
+
 class PatternNetError(Exception):
     """Base of every error PatternNet raises for a problem in its input.
 

@@ -19,7 +19,7 @@ from typing import Optional
 
 from . import ast as A
 from . import limits
-from .diagnostics import Diagnostic, ParseError, did_you_mean
+from .diagnostics import Diagnostic, Fail, ParseError, did_you_mean
 from .layers import LAYERS
 from .source import Source
 
@@ -29,14 +29,6 @@ from .source import Source
 from .lark_runtime import runtime
 
 Token = str  # Lark's tokens are str subclasses; the class itself comes from the runtime
-
-
-class _Stop(Exception):
-    """Raised from inside the token stream to end the parse with one diagnostic."""
-
-    def __init__(self, diag: Diagnostic):
-        super().__init__(diag.message)
-        self.diag = diag
 
 
 class _Postlex:
@@ -70,20 +62,20 @@ class _Postlex:
                     continue
             elif tok.type in self._OPEN:
                 if len(stack) >= limits.MAX_BRACKET_DEPTH:
-                    raise _Stop(Diagnostic(
+                    raise Fail(Diagnostic(
                         "E106", f"brackets nested more than {limits.MAX_BRACKET_DEPTH} deep "
                         "(limit MAX_BRACKET_DEPTH)", ctx.span(tok), label="too deep",
                         help="flatten the expression, or name an inner part as a block"))
                 stack.append(tok)
             elif tok.type in self._CLOSE:
                 if not stack:
-                    raise _Stop(Diagnostic(
+                    raise Fail(Diagnostic(
                         "E104", f'unmatched "{tok.value}": no bracket is open here',
                         ctx.span(tok), label="nothing to close", help="remove it"))
                 opener = stack.pop()
                 if self._OPEN[opener.type] != tok.type:
                     want = ")" if opener.type == "LPAR" else "]"
-                    raise _Stop(Diagnostic(
+                    raise Fail(Diagnostic(
                         "E104", f'"{tok.value}" closes "{opener.value}" opened at '
                         f"{ctx.span(opener)}", ctx.span(tok), label=f'expected "{want}"',
                         help=f'write "{want}" here, or check the brackets in between'))
@@ -92,7 +84,7 @@ class _Postlex:
             prev = tok.type
         if stack:
             opener = stack[-1]
-            raise _Stop(Diagnostic(
+            raise Fail(Diagnostic(
                 "E103", f'this "{opener.value}" is never closed', ctx.span(opener),
                 label="opened here",
                 help=f'add "{")" if opener.type == "LPAR" else "]"}" where the group ends'))
@@ -676,7 +668,7 @@ def parse_source(source: Source) -> A.Program:
             try:
                 statements = parser.parse(masked)
                 break
-            except _Stop as stop:
+            except Fail as stop:  # raised from inside the token stream
                 ctx.diags.append(stop.diag)
                 line = stop.diag.span.line if stop.diag.span else None
             except _R.UnexpectedInput as e:

@@ -17,7 +17,7 @@ from typing import Any, Iterator, Optional, Sequence, Union
 from .record import field, record
 from . import ast as A
 from . import limits
-from .diagnostics import Diagnostic, Frame, ResolveError, did_you_mean
+from .diagnostics import Diagnostic, Fail, Frame, ResolveError, did_you_mean
 from .layers import LAYERS, LayerSpec
 from .parser import as_layer
 
@@ -192,14 +192,6 @@ class Family:
 _SATURATED = 10**12  # sizes beyond this are all "far too many"
 
 
-class _Fail(Exception):
-    """One diagnostic that ends resolution of the current network."""
-
-    def __init__(self, diag: Diagnostic):
-        super().__init__(diag.message)
-        self.diag = diag
-
-
 class _Free(Exception):
     """A free range was needed: the network is a family."""
 
@@ -209,8 +201,8 @@ class _Free(Exception):
 
 
 def _fail(code, message, span=None, help=None, trace=(), notes=(), label=""):
-    return _Fail(Diagnostic(code, message, span, help=help, trace=tuple(trace),
-                            notes=tuple(notes), label=label))
+    return Fail(Diagnostic(code, message, span, help=help, trace=tuple(trace),
+                           notes=tuple(notes), label=label))
 
 
 # --- values --------------------------------------------------------------------------
@@ -615,7 +607,7 @@ class _Resolver:
         if isinstance(node, A.Repeat):
             try:
                 n = self.value(node.count, env, ())
-            except (_Fail, _Free):
+            except (Fail, _Free):
                 n = 1
             n = n if isinstance(n, int) and not isinstance(n, bool) and n >= 0 else 1
             return min(n * self.size(node.body, env, stack), _SATURATED) if n else 0
@@ -626,7 +618,7 @@ class _Resolver:
             params = target.params if isinstance(target, A.BlockDef) else ()
             try:
                 inner = self.bind_args(node, params, env, ())
-            except (_Fail, _Free):
+            except (Fail, _Free):
                 return 1
             body = target.body if isinstance(target, A.BlockDef) else target.value
             return self.block_size(node.name, body, inner, stack)
@@ -795,7 +787,7 @@ def _parse_define_text(name: str, text: str):
         prog = parse(f"{name} = {text}\n", "<-D>")
         st = prog.statements[0]
         return _Resolver(A.Program((), (), "<-D>"), {}).value(st.value, {}, ())
-    except (PatternNetError, _Fail, _Free, IndexError, AttributeError):
+    except (PatternNetError, Fail, _Free, IndexError, AttributeError):
         raise ResolveError([Diagnostic(
             "E210", f"-D {name}={text}: the value is not a number, size or boolean",
             help="write it like -D n=3, -D size=224x224x3 or -D bias=false")]) from None
@@ -814,7 +806,7 @@ def resolve(program: A.Program, net: Optional[str] = None, define: Optional[dict
     _check_defines(r, define, sources)
     try:
         net_name, expr = r.select(net)
-    except _Fail as f:
+    except Fail as f:
         raise ResolveError([f.diag], sources) from None
     needed, resolved = _discover(program, define, r, net_name, expr, sources)
     if needed:
@@ -850,7 +842,7 @@ def _discover(program, define, r: _Resolver, net_name, expr, sources) -> tuple[d
             except _Free as free:
                 needed[free.name] = True
                 break  # start again over the larger set of ranges
-            except _Fail as f:
+            except Fail as f:
                 if not names:
                     raise ResolveError([f.diag], sources) from None
                 continue
@@ -868,7 +860,7 @@ def _range_bounds(r: _Resolver, rng: A.RangeDef, sources) -> tuple[int, int]:
     try:
         lo = _as_int(r.value(rng.lo, {}, ()), rng.lo.span, (), "a range bound")
         hi = _as_int(r.value(rng.hi, {}, ()), rng.hi.span, (), "a range bound")
-    except _Fail as f:
+    except Fail as f:
         raise ResolveError([Diagnostic("E211", f.diag.message, f.diag.span, help=f.diag.help)],
                            sources) from None
     except _Free as f:
