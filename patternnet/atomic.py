@@ -29,18 +29,19 @@ def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
     PENDING.add(tmp)
     try:
         text = "b" not in mode
-        with os.fdopen(fd, mode, **({"encoding": "utf-8", "newline": ""} if text else {})) as f:
+        with (os.fdopen(fd, mode, encoding="utf-8", newline="") if text
+              else os.fdopen(fd, mode)) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
         try:
-            mode = os.stat(path).st_mode & 0o7777
+            perms = os.stat(path).st_mode & 0o7777
         except OSError:  # a new file: the mode open() would give it, not mkstemp's 0600
             mask = os.umask(0)
             os.umask(mask)
-            mode = 0o666 & ~mask
+            perms = 0o666 & ~mask
         try:
-            os.chmod(tmp, mode)
+            os.chmod(tmp, perms)
         except OSError:
             pass
         os.replace(tmp, path)

@@ -111,6 +111,9 @@ class _Node:
             self._m = self._measure()
         return self._m
 
+    def _measure(self) -> _M:
+        raise NotImplementedError
+
 
 class _Box(_Node):
     """One layer (or, in a collapsed repeat, the same layer of every copy)."""
@@ -140,7 +143,7 @@ class _Box(_Node):
 class _Ident(_Node):
     """An identity SKIP: no box, a line marked "identity"."""
 
-    def __init__(self, out: str, tip: str):
+    def __init__(self, out: tuple, tip: str):  # out: the output shape's text tokens
         self.out, self.tip = out, tip
         self.kind, self.family = "SKIP", "skip"
 
@@ -155,7 +158,7 @@ class _Group(_Node):
     """A sequence: framed as a repeat (``count`` copies) or a block call, or plain.
     ``parts`` holds one item list, or one per copy when a repeat is expanded."""
 
-    def __init__(self, frame: Optional[str], label: str, parts: list, out: str,
+    def __init__(self, frame: Optional[str], label: str, parts: list, out: tuple,
                  count: int = 0, params: int = 0):
         self.frame, self.label, self.parts, self.out = frame, label, parts, out
         self.count, self.params = count, params
@@ -198,7 +201,7 @@ class _Group(_Node):
 class _Fork(_Node):
     """Branches side by side, joined by ``op`` (``+`` add, ``|`` concat)."""
 
-    def __init__(self, op: str, branches: list, out: str):
+    def __init__(self, op: str, branches: list, out: tuple):
         self.op, self.branches, self.out = op, branches, out
 
     def key(self):
@@ -649,7 +652,7 @@ def _graph(net: CheckedNet, expand: bool, source: Optional[str]) -> _Group:
     items = _Builder(expand, source).items(net.graph, 0)
     items.append(_Box("OUTPUT", [("OUTPUT",)], [], ("",), "the network's output, "
                       + fmt_shape(net.output_shape)))
-    return _Group(None, "", [items], "")
+    return _Group(None, "", [items], ("",))
 
 
 def draw_svg(checked: CheckedNet, *, expand: bool = False, source: Optional[str] = None,

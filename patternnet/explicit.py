@@ -62,6 +62,7 @@ def checked_layers(program: A.Program) -> list:
             check(program, net=name)
             raise members_failed(family, program)
         for member in family.members:
+            assert member.net is not None  # no failures: every member checked
             layers.extend(member.net.layers)
     return layers
 
@@ -85,6 +86,13 @@ def agreed_values(layers) -> dict[Key, dict[str, Any]]:
             agreed.setdefault(key, {})[name] = value
     return agreed
 
+
+
+def _arg(spec, name: str):
+    """The argument ``name`` (or an alias) of a layer: the file checked, so it exists."""
+    arg = spec.arg(name)
+    assert arg is not None, name
+    return arg
 
 def rewrite(program: A.Program, agreed: dict[Key, dict[str, Any]]) -> A.Program:
     """``program`` with each layer's agreed, unwritten arguments written in."""
@@ -141,13 +149,13 @@ def fill_layer(node: A.Layer, values: dict[str, Any], short: bool = False) -> A.
     spec = LAYERS[node.name]
     args = node.args or ()
     positional = [a for a in args if a.name is None]
-    keyword = {spec.arg(a.name).name: a for a in args if a.name is not None}
+    keyword = {_arg(spec, a.name).name: a for a in args if a.name is not None}
     written = {s.name for s in spec.args[:len(positional)]} | set(keyword)
     missing = {s.name for s in spec.args if s.name in values and s.name not in written}
     if not missing:
         return node
-    spelled = [a.name != spec.arg(a.name).name for a in args
-               if a.name is not None and spec.arg(a.name).aliases]
+    spelled = [a.name != _arg(spec, a.name).name for a in args
+               if a.name is not None and _arg(spec, a.name).aliases]
     if spelled:
         short = any(spelled)
     out = list(positional)

@@ -25,7 +25,7 @@ comment runs to the end of the line.
 from __future__ import annotations
 
 import bisect
-from typing import Optional
+from typing import Optional, Union
 
 from . import ast as A
 from .parser import parse
@@ -104,7 +104,7 @@ def _element_of(stmt, offset: int) -> int:
 def _statement(stmt, notes: list[tuple[int, str]]) -> list[str]:
     prefix, elements = _parts(stmt)
     last = max(len(elements) - 1, 0)
-    inner = {}
+    inner: dict[int, list[str]] = {}
     for index, text in notes:
         inner.setdefault(index, []).append(text)
     tail = inner.pop(last, [])
@@ -161,7 +161,7 @@ def _pack(items: list, col: int, cont: int, reserve: int,
     return lines
 
 
-def _core(node) -> tuple[Optional[object], str]:
+def _core(node) -> tuple[Optional[Union[A.Group, A.Branches]], str]:
     """The group or branches under a node's ``*n`` / ``?`` postfixes, and those postfixes;
     ``(None, "")`` when the node has no brackets to open."""
     postfix = []
@@ -176,6 +176,7 @@ def _core(node) -> tuple[Optional[object], str]:
 def _broken(node, col: int, reserve: int) -> list[str]:
     """``node`` (a group or branches, maybe repeated) opened up, its bracket at ``col``."""
     core, postfix = _core(node)
+    assert core is not None  # only a node with brackets is broken open
     after = ("]" if isinstance(core, A.Group) else ")") + postfix
     if isinstance(core, A.Group):
         lines = _pack(_elements(core.body), col, col + 1, reserve + len(after), prefix="[")

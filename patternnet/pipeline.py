@@ -182,6 +182,7 @@ def members_failed(fam: CheckedFamily, program: Program) -> ShapeError:
     """Every failing member's errors, each message prefixed with the member's binding."""
     diags = []
     for m in fam.failures:
+        assert m.error is not None  # a failure is a member with an error
         for d in m.error.diagnostics:
             if d.severity != "error":
                 continue

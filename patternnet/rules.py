@@ -71,9 +71,9 @@ def _axis(kind, axis, size, k, s, d, pad, ceil) -> tuple[int, tuple[int, int], O
     if out <= 0:
         name = "kernel" if kind == "CONV" else "window"
         what = f"{name} {k}" if d == 1 else f"{name} {k} dilated by {d} = {k_eff}"
-        lo, hi = ("⌈", "⌉") if ceil else ("⌊", "⌋")
+        left, right = ("⌈", "⌉") if ceil else ("⌊", "⌋")
         raise RuleError("E301", f"{kind} has no output: {axis} = {size}, {what}, stride {s}, "
-                        f"padding {p} → {lo}({size} − {k_eff} + 2·{p})/{s}{hi} + 1 = {out}",
+                        f"padding {p} → {left}({size} − {k_eff} + 2·{p})/{s}{right} + 1 = {out}",
                         help="use p=same on the layers before it, a smaller window or stride, "
                         "fewer copies, or `?` to drop it where it does not fit")
     # rows of the real input after the last window (leftover padding is harmless)

@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import os
 import sys
+import types
 import warnings
+from typing import Optional
 
 YNN_FLAG = "--xla_cpu_experimental_ynn_fusion_type"
 #: the flags PatternNet adds to XLA_FLAGS, each "name=value"
@@ -75,7 +77,8 @@ def _caller_level() -> int:
     """The stack level of the first frame outside PatternNet and the import machinery,
     so that the warning names the user's line."""
     here = os.path.dirname(os.path.abspath(__file__))
-    frame, level = sys._getframe(2), 1  # level 1 is configure, the caller of warn
+    frame: Optional[types.FrameType] = sys._getframe(2)
+    level = 1  # level 1 is configure, the caller of warn
     while frame is not None:
         name = frame.f_code.co_filename
         if "importlib" in name and name.startswith("<frozen"):

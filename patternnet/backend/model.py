@@ -211,7 +211,10 @@ class Model:
     # init -----------------------------------------------------------------------------
     def _init_plan(self, layers):
         """Every tensor init makes, and the chunks of random values it draws (static)."""
-        tensors, a, b, j = [], [], [], []
+        tensors: list = []
+        a: list[int] = []
+        b: list[int] = []
+        j: list[int] = []
         chunks = 0
         for layer in layers:
             p, s = INIT_FNS[layer.kind](layer)
@@ -291,9 +294,10 @@ class Model:
         """{key path: shape} of params and state in this model's layout (from ``init``)."""
         if self._expected is None:
             shapes = jax.eval_shape(self.init, jax.random.key(0))
-            self._expected = tuple(
+            params, state = (
                 {jax.tree_util.keystr(k): tuple(v.shape)
                  for k, v in jax.tree_util.tree_flatten_with_path(t)[0]} for t in shapes)
+            self._expected = (params, state)
         return self._expected
 
     def _check_trees(self, params, state) -> None:

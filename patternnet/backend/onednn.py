@@ -39,6 +39,7 @@ import os
 import threading
 import warnings
 from pathlib import Path
+from typing import Any, Callable
 
 import jax
 import numpy as np
@@ -231,7 +232,8 @@ def xla_conv_dk(x, gy, *, kernel, stride, padding, dilation, groups):
     return jax.linear_transpose(lambda kk: f(k=kk), k)(gy)[0]
 
 
-_XLA = {conv_p: xla_conv, conv_dx_p: xla_conv_dx, conv_dk_p: xla_conv_dk}
+_XLA: dict[Any, Callable[..., Any]] = {conv_p: xla_conv, conv_dx_p: xla_conv_dx,
+                                       conv_dk_p: xla_conv_dk}
 # The FFI handlers of native/onednn_conv.cc, in _XLA's order.
 _TARGETS = ("PatternnetConvForward", "PatternnetConvBackwardData",
             "PatternnetConvBackwardWeights")

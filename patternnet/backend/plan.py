@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from ..checker import CBranches, CheckedNet, CLayer, CRepeat, CSeq, layers_in, walk
+from ..checker import CBranches, CheckedNet, CLayer, CNode, CRepeat, CSeq, layers_in, walk
 from .layers import INIT_FNS, LAYER_FNS, Layer
 
 
@@ -92,7 +92,7 @@ class Plan:
 
     def final_layer(self) -> Optional[Layer]:
         """The layer whose output is the network's output, if one is (not a `|` or `+`)."""
-        node = self.graph
+        node: CNode = self.graph
         while True:
             if isinstance(node, CLayer):
                 return self.layer(node)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import operator
-from typing import Optional
+from typing import Any, Optional
 
 import jax
 import jax.numpy as jnp
@@ -119,7 +119,8 @@ class Runner:
             # (the stacks' shapes were checked on the way in: Model._check_trees)
             ps = [trees.entry(self.params, l, "params") if l.params else None for l in template]
             ss = [trees.entry(self.state, l, "state") if l.state else None for l in template]
-            seeds = np.asarray([[l.seed for l in layers] for layers in tail.layers], np.uint32)
+            seeds: Any = np.asarray([[l.seed for l in layers] for layers in tail.layers],
+                                    np.uint32)
         else:
             per_copy = [[self.vars(l) for l in layers] for layers in tail.layers]
             ps = [trees.stack([c[j][0] for c in per_copy]) for j in range(len(template))]

@@ -76,7 +76,7 @@ def unstack(tree, n: int, layer, what: str) -> list:
                              "copies along the leading axis (a per-copy tree? convert it "
                              "with model.stack)")
     parts = [jax.lax.unstack(leaf) for leaf in leaves]
-    return [treedef.unflatten([p[i] for p in parts]) for i in range(n)]
+    return [jax.tree_util.tree_unflatten(treedef, [p[i] for p in parts]) for i in range(n)]
 
 
 def stack(parts: list):

@@ -50,7 +50,8 @@ def check_file(path: str, args: argparse.Namespace, shape, define: dict):
         program = parse_source(source)
     except PatternNetError as e:
         return FileReport(path, diagnostics=tuple(e.diagnostics), sources={**sources, **e.sources})
-    diags, results = [], []
+    diags: list = []
+    results: list = []
     for name in [args.net] if args.net else select_all(program):
         try:
             result = check(program, net=name, define=define, input_shape=shape,

@@ -165,6 +165,7 @@ def train(args: argparse.Namespace) -> int:
                            define=define, progress=not args.quiet)
     except KeyboardInterrupt:
         where = resume if resume is not None else out
+        assert where is not None  # a run without a folder is the Python API's
         print(f"patternnet: interrupted; checkpoint in {os.path.join(where, ckpt.NAME)}; "
               f"continue with: patternnet train {args.file} --resume {where}", file=sys.stderr)
         return EXIT_INTERRUPTED

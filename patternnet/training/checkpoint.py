@@ -164,7 +164,8 @@ class Checkpoint:
     def check_fits(self, params, state) -> None:
         """Raise ``CheckpointError`` unless the arrays have the model's tree and shapes."""
         for what, mine, theirs in (("params", self.params, params), ("state", self.state, state)):
-            a, b = {}, {}
+            a: dict[str, tuple] = {}
+            b: dict[str, tuple] = {}
             _flatten(mine, what, a)
             _flatten(theirs, what, b)
             if a.keys() != b.keys():

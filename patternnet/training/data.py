@@ -20,7 +20,7 @@ the command line.  It never imports jax.
 from __future__ import annotations
 
 import os
-from typing import Optional
+from typing import Any, Optional
 
 from ..record import record
 
@@ -52,10 +52,10 @@ class MismatchError(TrainError):
 @record
 class Dataset:
     name: str
-    x_train: object          # np.ndarray (N, H, W, C) or (N, D), float32
-    y_train: object          # np.ndarray (N,), int32
-    x_test: object
-    y_test: object
+    x_train: Any             # np.ndarray (N, H, W, C) or (N, D), float32
+    y_train: Any             # np.ndarray (N,), int32
+    x_test: Any
+    y_test: Any
     classes: int             # max label + 1 over both splits
 
     @property

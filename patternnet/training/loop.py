@@ -158,6 +158,7 @@ class _Programs:
         update = steps.update(model, optimizer) if optimizer is not None else None
 
         def step(params, state, opt_state, x, y, base, i):
+            assert update is not None, "an evaluation-only _Programs has no step"
             params, state, opt_state, loss, logits = update(params, state, opt_state, x, y,
                                                             jax.random.fold_in(base, i))
             correct = jnp.sum(jnp.argmax(logits, -1) == y)
@@ -473,7 +474,8 @@ class _Run:
         opt_state = opt.init(params)
         # dropout keys: fold_in(base, step); init drew from the key itself
         self.base = jax.random.fold_in(jax.random.key(hyper.seed), 1)
-        self.step, self.partial = 0, None
+        self.step = 0
+        self.partial: Optional[dict] = None  # the epoch-so-far sums of a mid-epoch stop
         if saved is not None:
             params, state, opt_state = self._restore(saved, params, state, opt_state)
         put = self.programs.put

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Optional
+from typing import Optional, TextIO
 
 
 class Metrics:
@@ -14,7 +14,7 @@ class Metrics:
     def __init__(self, run_dir: Optional[str]):
         self.path = os.path.join(run_dir, "metrics.jsonl") if run_dir else None
         self.steps: list = []     # (step / steps_per_epoch, loss) for the plot
-        self.file = None
+        self.file: Optional[TextIO] = None
 
     def resume(self, step: int, epoch: int) -> list:
         """Keep the records up to the checkpoint (a killed run may have written past

@@ -4,6 +4,8 @@ progress bar (``reporter`` picks); ``patternnet.train`` calls ``header``, ``star
 
 from __future__ import annotations
 
+from typing import Any
+
 # --- reporters -----------------------------------------------------------------------
 
 
@@ -46,7 +48,7 @@ class _Bar(_Silent):
         from rich.console import Console
 
         self.console = Console(file=stream)
-        self.progress = None
+        self.progress: Any = None     # a rich Progress while the bar is shown
 
     def header(self, text):
         self.console.print(text, highlight=False)
