@@ -16,9 +16,8 @@ from .record import field, record
 from . import limits
 from .ast import Span
 from .diagnostics import Diagnostic, Fail, Frame, ShapeError
-from .layers import CONTEXT, LAYERS, REQUIRED
-from .resolver import (Network, RBlock, RBranches, RLayer, ROptional, RRepeat, RSeq,
-                      normalize_arg)
+from .layers import CONTEXT, DEFAULTS, LAYERS
+from .resolver import Network, RBlock, RBranches, RLayer, ROptional, RRepeat, RSeq
 from .rules import SHAPE_RULES, RuleError, fmt_shape
 
 DEFAULT_INPUT = (32, 32, 3)
@@ -464,16 +463,17 @@ class _Walker:
         if hit is not None and hit[0] is rl:
             return hit[1], hit[2]
         given = dict(rl.args)
+        defaults = DEFAULTS[rl.kind]
         fixed, bare = {}, []
         for a in LAYERS[rl.kind].args:
             if a.name in given:
                 fixed[a.name] = given[a.name]
+            elif a.name in defaults:
+                fixed[a.name] = defaults[a.name]
             elif a.default is CONTEXT:
                 bare.append(a.name)
-            elif a.default is REQUIRED:
-                raise AssertionError(f"{rl.kind}.{a.name} has no default")
             else:
-                fixed[a.name] = normalize_arg(a.default, a, rl.kind)
+                raise AssertionError(f"{rl.kind}.{a.name} has no default")
         if rl.kind in ("POOL", "AVGPOOL") and fixed["stride"] is None:
             fixed["stride"] = fixed["window"]
         self._static[id(rl)] = (rl, fixed, tuple(bare), tuple(given))

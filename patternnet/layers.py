@@ -1,8 +1,9 @@
 """The layer table: every built-in layer's name, aliases and arguments.
 
-Adding a layer means one entry here, its shape rule in ``check`` and one function in
+Adding a layer means one entry here, its shape rule in ``rules.py`` and one function in
 the backend.  Resolve uses this table to map positional arguments to names, to
-validate keywords and value kinds, and to suggest names for typos.
+validate keywords and value kinds, and to suggest names for typos; the checker fills
+in the defaults from ``DEFAULTS``, the table's defaults in their normal form (args.py).
 
 Argument kinds:
     int     a positive integer
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+from .args import normalize_arg
 from .record import record
 
 REQUIRED = object()  # no default at all
@@ -109,6 +111,13 @@ _add(LayerSpec("SKIP", doc="inside `+`: identity, or a 1x1 CONV(bias=false) -> B
 
 #: canonical names, in table order, without aliases
 NAMES: tuple[str, ...] = tuple(dict.fromkeys(s.name for s in LAYERS.values()))
+
+#: canonical name -> {argument: its default, normalised as a written value would be};
+#: arguments whose default the network decides (CONTEXT) or that have none are absent
+DEFAULTS: dict[str, dict[str, Any]] = {
+    name: {a.name: normalize_arg(a.default, a, name) for a in LAYERS[name].args
+           if a.default is not CONTEXT and a.default is not REQUIRED}
+    for name in NAMES}
 
 
 def lookup(name: str) -> Optional[LayerSpec]:

@@ -19,6 +19,7 @@ from typing import Optional
 
 from . import ast as A
 from . import limits
+from .args import as_layer, plus_spine
 from .diagnostics import Diagnostic, Fail, ParseError, did_you_mean
 from .layers import LAYERS
 from .source import Source
@@ -109,47 +110,12 @@ def _is_layer(x) -> bool:
     return isinstance(x, A.LAYER_NODES)
 
 
-def _plus_spine(x) -> list:
-    """The operands of ``a + b + c`` (left-nested BinOps), iteratively."""
-    items = []
-    while isinstance(x, A.BinOp) and x.op == "+":
-        items.append(x.right)
-        x = x.left
-    items.append(x)
-    items.reverse()
-    return items
-
-
 def _has_layer_operand(x) -> bool:
     while isinstance(x, A.BinOp) and x.op in "+-":
         if _is_layer(x.right):
             return True
         x = x.left
     return _is_layer(x)
-
-
-def as_layer(x):
-    """``x`` read in a position that must be a layer expression.
-
-    ``b*2`` becomes a repeat of block ``b``, ``(a + b)`` a residual add, a bare name a
-    block reference.  Resolve uses this too, for ``name = b*2`` once it knows ``b`` is a
-    block.  Loops over ``*`` spines; recursion only through parentheses (bounded).
-    """
-    counts = []
-    while isinstance(x, A.BinOp) and x.op == "*":
-        counts.append((x.right, x.span))
-        x = x.left
-    if isinstance(x, A.Name):
-        x = A.Call(x.name, None, x.span, x.span)
-    elif isinstance(x, A.Paren):
-        inner = x.inner
-        if isinstance(inner, A.BinOp) and inner.op == "+":
-            x = A.Branches("+", tuple(as_layer(i) for i in _plus_spine(inner)), x.span)
-        else:
-            x = A.Group(as_layer(inner), x.span)
-    for count, span in reversed(counts):
-        x = A.Repeat(x, count, span)
-    return x
 
 
 class _Builder:
@@ -342,7 +308,7 @@ class _Builder:
                                         else i) for i in inner.items)
             return A.Branches("|", items, span)
         if isinstance(inner, A.BinOp) and inner.op == "+" and _has_layer_operand(inner):
-            return A.Branches("+", tuple(self.as_layer(i) for i in _plus_spine(inner)), span)
+            return A.Branches("+", tuple(self.as_layer(i) for i in plus_spine(inner)), span)
         if _is_layer(inner):
             return A.Group(inner, span)
         return A.Paren(inner, span)

@@ -17,9 +17,9 @@ from typing import Any, Iterator, Optional, Sequence, Union
 from .record import field, record
 from . import ast as A
 from . import limits
+from .args import as_layer, normalize_arg, show
 from .diagnostics import Diagnostic, Fail, Frame, ResolveError, did_you_mean
 from .layers import LAYERS, LayerSpec
-from .parser import as_layer
 
 # --- the resolved network ------------------------------------------------------------
 
@@ -222,14 +222,6 @@ def _kind_of(v) -> str:
     return "a size" if isinstance(v, tuple) else "a value"
 
 
-def _show(v) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, tuple):
-        return "(" + ", ".join(map(_show, v)) + ")"
-    return str(v)
-
-
 def _arith(op: str, a, b, span, trace):
     for v in (a, b):
         if isinstance(v, (bool, str, tuple)):
@@ -253,7 +245,7 @@ def _arith(op: str, a, b, span, trace):
 def _as_int(v, span, trace, what: str) -> int:
     if isinstance(v, bool) or not isinstance(v, int):
         hint = "use // for integer division" if isinstance(v, float) else None
-        raise _fail("E209", f"{what} must be an integer, got {_kind_of(v)} `{_show(v)}`", span,
+        raise _fail("E209", f"{what} must be an integer, got {_kind_of(v)} `{show(v)}`", span,
                     trace=trace, help=hint)
     return v
 
@@ -685,59 +677,6 @@ def _names_in(node) -> set:
     return out
 
 
-def normalize_arg(v, spec, layer: str, span=None, trace=()):
-    """Validate and normalise one layer argument (see the kinds in layers.py): a written
-    one here, and the layer table's defaults in the checker (``None`` stays ``None``)."""
-    if v is None:
-        return None
-    kind, name = spec.kind, spec.name
-
-    def bad(expected: str, help=None):
-        return _fail("E206", f"`{name}` of {layer} must be {expected}, got `{_show(v)}`",
-                     span, trace=trace, label="bad value", help=help)
-
-    is_int = isinstance(v, int) and not isinstance(v, bool)
-    if kind in ("int", "nat"):
-        least = 1 if kind == "int" else 0
-        if not is_int or v < least:
-            raise bad("a positive integer" if least else "a non-negative integer")
-        return v
-    if kind == "size2":
-        if is_int and v >= 1:
-            return (v, v)
-        if isinstance(v, tuple) and len(v) == 2 and all(
-                isinstance(x, int) and not isinstance(x, bool) and x >= 1 for x in v):
-            return tuple(v)
-        raise bad("a positive integer or a size like 3x3")
-    if kind == "pad":
-        if v in ("same", "valid"):
-            return v
-        if is_int and v >= 0:
-            return (v, v)
-        if isinstance(v, tuple) and len(v) == 2 and all(
-                isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in v):
-            return tuple(v)
-        raise bad("`same`, `valid`, an integer >= 0 or a pair (ph, pw)")
-    if kind == "shape":
-        if is_int and v >= 1:
-            return (v,)
-        if isinstance(v, tuple) and len(v) == 3 and all(
-                isinstance(x, int) and not isinstance(x, bool) and x >= 1 for x in v):
-            return tuple(v)
-        raise bad("HxWxC (an image, e.g. 224x224x3) or D (a vector length)")
-    if kind == "bool":
-        if not isinstance(v, bool):
-            raise bad("`true` or `false`")
-        return v
-    if kind in ("float", "rate"):
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise bad("a number")
-        if kind == "rate" and not 0 <= v < 1:
-            raise bad("a number in [0, 1)")
-        return float(v)
-    raise AssertionError(f"unknown argument kind {kind!r}")
-
-
 def _check_input(body: RSeq, name: Optional[str]) -> None:
     """INPUT must start the network, and appear nowhere else."""
     first = body.items[0] if body.items else None
@@ -882,7 +821,7 @@ def _check_defines(r: _Resolver, define: dict, sources) -> None:
             lo, hi = _range_bounds(r, d.ranges[name], sources)
             if not (isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi):
                 raise ResolveError([Diagnostic(
-                    "E210", f"-D {name}={_show(v)} is outside the range {lo}..{hi}",
+                    "E210", f"-D {name}={show(v)} is outside the range {lo}..{hi}",
                     d.ranges[name].span, help=f"pick a value from {lo} to {hi}, or widen the "
                     "range in the file")], sources)
             continue
