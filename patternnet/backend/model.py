@@ -29,7 +29,7 @@ from ..pipeline import one_network
 from . import steps, trees
 from .layers import CHUNK, INIT_FNS, Ctx, Init, Layer, path_seed
 from .losses import LOSSES, cross_entropy, loss_precision, mse  # noqa: F401 (re-exported)
-from .plan import Plan
+from .plan import Plan, visit_repeats
 from .runner import Runner, scan_mode
 
 LAYOUTS = ("per_copy", "stacked")
@@ -167,29 +167,16 @@ class Model:
     def scanned(self) -> list[tuple[str, str, int]]:
         """The repeats that ``apply`` runs with ``lax.scan`` in this mode: (first path of
         the scanned tail, last path, copies scanned), outer repeats first."""
-        from ..checker import CBranches, CRepeat, CSeq
-
         runner = Runner(self._plan, None, None, Ctx(False, None), scan=self._scan)
         out = []
 
-        def visit(node):
-            if isinstance(node, CRepeat):
-                tail = self._plan.tail(node)
-                if runner.scans(tail):
-                    out.append((tail.template[0].path, tail.layers[-1][-1].path,
-                                len(tail.layers)))
-                    copies = node.copies[:tail.start + 1]
-                else:
-                    copies = node.copies
-                for copy in copies:
-                    visit(copy)
-            elif isinstance(node, CSeq):
-                for item in node.items:
-                    visit(item)
-            elif isinstance(node, CBranches):
-                for branch in node.branches:
-                    visit(branch)
-        visit(self._plan.graph)
+        def scanned(node) -> tuple:
+            tail = self._plan.tail(node)
+            if not runner.scans(tail):
+                return node.copies
+            out.append((tail.template[0].path, tail.layers[-1][-1].path, len(tail.layers)))
+            return node.copies[:tail.start + 1]  # the body: once for every tail copy
+        visit_repeats(self._plan.graph, scanned)
         return out
 
     @property

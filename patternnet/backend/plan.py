@@ -10,7 +10,7 @@ Both are keyed by the checked node's ``id``: the graph is the model's, and lives
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Callable, Optional, Sequence
 
 from ..checker import CBranches, CheckedNet, CLayer, CNode, CRepeat, CSeq, layers_in, walk
 from .layers import INIT_FNS, LAYER_FNS, Layer
@@ -22,7 +22,7 @@ class Tail:
     and ``paths`` (every layer path in the repeat)."""
     __slots__ = ("repeat", "start", "layers", "paths")
 
-    def __init__(self, repeat: CRepeat, plan: "Plan"):
+    def __init__(self, repeat: CRepeat, plan: "Plan") -> None:
         self.repeat = repeat
         sigs = [_signature(c) for c in repeat.copies]
         start = len(sigs) - 1
@@ -42,7 +42,7 @@ class Plan:
     """``layer(clayer)`` and ``tail(crepeat)`` for one checked network; ``layers``: every
     ``Layer`` in execution order."""
 
-    def __init__(self, checked: CheckedNet):
+    def __init__(self, checked: CheckedNet) -> None:
         self.graph: CSeq = checked.graph
         self._layers: dict[int, Layer] = {}
         for c in layers_in(self.graph):
@@ -63,7 +63,7 @@ class Plan:
     def tail(self, r: CRepeat) -> Tail:
         return self._tails[id(r)]
 
-    def layers_of(self, node) -> tuple[Layer, ...]:
+    def layers_of(self, node: CNode) -> tuple[Layer, ...]:
         return tuple(self._layers[id(c)] for c in layers_in(node))
 
     def stacks(self) -> dict[int, Tail]:
@@ -72,22 +72,13 @@ class Plan:
         each stacked copy), with at least two tail copies and some parameters or state."""
         out: dict[int, Tail] = {}
 
-        def visit(node) -> None:
-            if isinstance(node, CRepeat):
-                t = self.tail(node)
-                copies = node.copies
-                if len(t.layers) >= 2 and any(l.params or l.state for l in t.template):
-                    out[id(node)] = t
-                    copies = node.copies[:t.start]
-                for copy in copies:
-                    visit(copy)
-            elif isinstance(node, CSeq):
-                for item in node.items:
-                    visit(item)
-            elif isinstance(node, CBranches):
-                for branch in node.branches:
-                    visit(branch)
-        visit(self.graph)
+        def stacked(node: CRepeat) -> tuple:
+            t = self.tail(node)
+            if len(t.layers) >= 2 and any(l.params or l.state for l in t.template):
+                out[id(node)] = t
+                return node.copies[:t.start]
+            return node.copies
+        visit_repeats(self.graph, stacked)
         return out
 
     def final_layer(self) -> Optional[Layer]:
@@ -102,6 +93,20 @@ class Plan:
                 node = node.copies[-1]
             else:
                 return None
+
+
+def visit_repeats(node: CNode, visit: Callable[[CRepeat], Sequence]) -> None:
+    """Call ``visit`` on every repeat under ``node``, outer ones first; ``visit`` returns
+    the copies whose own repeats are visited next (all of them, or fewer to prune)."""
+    if isinstance(node, CRepeat):
+        for copy in visit(node):
+            visit_repeats(copy, visit)
+    elif isinstance(node, CSeq):
+        for item in node.items:
+            visit_repeats(item, visit)
+    elif isinstance(node, CBranches):
+        for branch in node.branches:
+            visit_repeats(branch, visit)
 
 
 def _signature(node):
