@@ -25,11 +25,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 import patternnet
 import reference_numpy as ref
+from conftest import examples, slow_examples
 from patternnet.backend import onednn
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -153,7 +154,7 @@ def geometries(draw):
 
 
 @needs_library
-@settings(max_examples=12)  # each example runs the three oneDNN passes and the NumPy loops
+@examples(12)  # each example runs the three oneDNN passes and the NumPy loops
 @given(geometries(), st.integers(0, 2**31 - 1))
 def test_any_geometry_against_the_numpy_reference(geo, seed):
     _check_passes(geo, seed)
@@ -161,7 +162,7 @@ def test_any_geometry_against_the_numpy_reference(geo, seed):
 
 @needs_library
 @pytest.mark.slow
-@settings(max_examples=200)
+@slow_examples(200)
 @given(geometries(), st.integers(0, 2**31 - 1))
 def test_any_geometry_against_the_numpy_reference_many(geo, seed):
     _check_passes(geo, seed)
