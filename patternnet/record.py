@@ -24,20 +24,23 @@ from __future__ import annotations
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any, Callable, TypeVar, overload
 
+_T = TypeVar("_T", bound=type)
+_F = TypeVar("_F")
+
 if TYPE_CHECKING:  # typeshed has it for every Python; at run time it is only a marker
     from typing_extensions import dataclass_transform
 else:
-    def dataclass_transform(**_):
+    def dataclass_transform(**_: Any) -> Callable[[_F], _F]:
         return lambda fn: fn
 
 _MISSING = object()
-_T = TypeVar("_T", bound=type)
 
 
 class Field:
     __slots__ = ("default", "factory", "compare", "repr")
 
-    def __init__(self, default=_MISSING, factory=None, compare=True, repr=True):
+    def __init__(self, default: Any = _MISSING, factory: Callable[[], Any] | None = None,
+                 compare: bool = True, repr: bool = True) -> None:
         self.default, self.factory, self.compare, self.repr = default, factory, compare, repr
 
 
@@ -92,7 +95,7 @@ def record(cls: None = None, *, frozen: bool = True) -> Callable[[_T], _T]: ...
 
 
 @dataclass_transform(frozen_default=True, field_specifiers=(field,))
-def record(cls=None, *, frozen: bool = True):
+def record(cls: _T | None = None, *, frozen: bool = True) -> _T | Callable[[_T], _T]:
     """Turn a class with annotated fields into a record (see the module doc): to type
     checkers, a frozen dataclass (``dataclass_transform``)."""
     if cls is None:
@@ -124,7 +127,13 @@ def _build(cls, frozen: bool):
     exec(f"def __init__(self, {', '.join(params)}):\n" + "\n".join(body or ["  pass"]), ns)
     attrs = {k: v for k, v in cls.__dict__.items()
              if k not in names and k not in ("__dict__", "__weakref__")}
-    attrs["__init__"] = ns["__init__"]
+    init = ns["__init__"]
+    # as dataclasses do: the fields' annotations (as written) and ``-> None``, so that
+    # inspect.signature and help() show the types, and the name says whose it is
+    written = cls.__dict__.get("__annotations__", {})
+    init.__annotations__ = {**{n: written[n] for n in names}, "return": "None"}
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    attrs["__init__"] = init
     cmp = tuple(n for n in names if specs[n].compare)
     attrs["_cmp_key"] = staticmethod(_key_getter(cmp))
     attrs["_all_key"] = staticmethod(_key_getter(tuple(names)))
