@@ -8,8 +8,21 @@ of its own.  Nothing here imports jax: the checker path stays light, and
 ``compile`` imports the backend (and jax) only when called.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from .diagnostics import (Diagnostic, ParseError, PatternNetError, ResolveError, ShapeError,
                           SourceError)
+
+if TYPE_CHECKING:  # names for annotations only: importing patternnet stays light
+    import os
+
+    from .backend.export import Loaded
+    from .backend.model import Model
+    from .checker import CheckedNet as _CheckedNet
+    from .pipeline import SourceLike
+    from .training.loop import TrainResult
 
 __version__ = "0.1.0"
 
@@ -20,7 +33,7 @@ _LAZY = {"parse": "parser", "Family": "resolver", "Network": "resolver", "resolv
          "expand": "pipeline", "CheckedNet": "checker", "CLayer": "checker"}
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> Any:
     where = _LAZY.get(name)
     if where is None:
         raise AttributeError(f"module 'patternnet' has no attribute {name!r}")
@@ -30,7 +43,7 @@ def __getattr__(name):
     return value
 
 
-def __dir__():
+def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
 
@@ -43,7 +56,7 @@ def configure_xla_cpu() -> str:
     return configure()
 
 
-def compile(source_or_path, **kw):
+def compile(source_or_path: SourceLike | _CheckedNet, **kw: Any) -> Model:
     """Compile one network to a JAX ``Model`` (see ``patternnet.backend.compile``).
 
     Imports jax on first call; ``import patternnet`` alone does not."""
@@ -51,7 +64,7 @@ def compile(source_or_path, **kw):
     return c(source_or_path, **kw)
 
 
-def train(source_or_path, **kw):
+def train(source_or_path: SourceLike | _CheckedNet, **kw: Any) -> TrainResult:
     """Train one network (see ``patternnet.training.train``, docs/training.md): returns a
     ``TrainResult`` with the model, params, state and per-epoch history.
 
@@ -60,7 +73,7 @@ def train(source_or_path, **kw):
     return t(source_or_path, **kw)
 
 
-def load(path):
+def load(path: str | os.PathLike[str]) -> Loaded:
     """Load a ``.pnx`` export (``Model.export``) as a callable ``Loaded`` (see
     ``patternnet.backend.export``).  Imports jax, not the parser or the checker."""
     from .backend.export import load as _load

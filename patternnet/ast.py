@@ -258,7 +258,7 @@ class Program:
     text: str = field(default="", compare=False, repr=False)  # for rendering diagnostics
 
 
-def children(node) -> tuple:
+def children(node: object) -> tuple:
     """The direct sub-nodes of ``node``, in source order (for generic walks)."""
     if isinstance(node, (Neg,)):
         return (node.operand,)
@@ -285,7 +285,7 @@ def children(node) -> tuple:
     return ()
 
 
-def depth(node) -> tuple[int, object]:
+def depth(node: object) -> tuple[int, object]:
     """The nesting depth of ``node`` and its deepest descendant, without recursion."""
     best, deepest = 0, node
     stack = [(node, 1)]

@@ -26,10 +26,13 @@ Pure Python, no jax or numpy: ``fmt`` never imports them.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, Iterable
 
 from . import ast as A
 from .layers import LAYERS, ArgSpec
+
+if TYPE_CHECKING:  # for annotations: the checker is imported only by the function that runs it
+    from .checker import CLayer
 
 # The argument people write by position (`CONV(64)`, `FC(10)`, `INPUT(32x32x3)`); it
 # is written in that way when the layer has no positional argument yet.  The others are
@@ -67,7 +70,7 @@ def checked_layers(program: A.Program) -> list:
     return layers
 
 
-def agreed_values(layers) -> dict[Key, dict[str, Any]]:
+def agreed_values(layers: Iterable[CLayer]) -> dict[Key, dict[str, Any]]:
     """For each written layer (by span), the arguments whose value every instantiation
     shares."""
     first: dict[tuple[Key, str], Any] = {}
@@ -172,7 +175,7 @@ def fill_layer(node: A.Layer, values: dict[str, Any], short: bool = False) -> A.
     return A.Layer(node.name, tuple(out), node.span, node.name_span)
 
 
-def literal(spec: ArgSpec, value) -> A.Expr:
+def literal(spec: ArgSpec, value: Any) -> A.Expr:
     """A checked argument value (see ``check._norm_default``) as the source text that
     resolves to it: ``(3, 3)`` is ``3``, ``(3, 5)`` a size ``3x5``, a pad pair ``(1, 2)``."""
     if isinstance(value, bool):

@@ -11,7 +11,7 @@ and every command go through them.  Each returns plain frozen data or raises a
 from __future__ import annotations
 
 import os
-from typing import Optional, Union
+from typing import Optional, Sequence, Union
 
 from . import limits
 from .ast import Program
@@ -22,8 +22,13 @@ from .record import field, record
 from .resolver import Family, FreeRange, Network, resolve
 from .source import Source, read
 
+#: what ``load`` takes: a path, source text, or an already parsed ``Program``
+SourceLike = Union[str, "os.PathLike[str]", Program]
+#: what ``parse_shape`` takes: ``"64x64x3"``, ``"784"``, ``(64, 64, 3)`` or None
+ShapeLike = Union[str, Sequence[int], None]
 
-def load(source_or_path: Union[str, os.PathLike, Program]) -> Program:
+
+def load(source_or_path: SourceLike) -> Program:
     """A parsed program from a path, source text or an already parsed ``Program``."""
     if isinstance(source_or_path, Program):
         return source_or_path
@@ -41,7 +46,7 @@ def _looks_like_path(s: str) -> bool:
     return s.endswith(".pn") or os.path.sep in s or os.path.isfile(s)
 
 
-def parse_shape(value) -> Optional[tuple]:
+def parse_shape(value: ShapeLike) -> Optional[tuple[int, ...]]:
     """``"64x64x3"``, ``"784"``, ``(64, 64, 3)`` or None -> a shape tuple."""
     if value is None:
         return None
@@ -93,8 +98,9 @@ class CheckedFamily:
         return self.name or "(default network)"
 
 
-def check(source_or_path, *, net: Optional[str] = None, define: Optional[dict] = None,
-          input_shape=None, classes: Optional[int] = None, strict: bool = False,
+def check(source_or_path: SourceLike, *, net: Optional[str] = None,
+          define: Optional[dict] = None, input_shape: ShapeLike = None,
+          classes: Optional[int] = None, strict: bool = False,
           ) -> Union[CheckedNet, CheckedFamily]:
     """Check a network: every layer's shape, parameters and MACs.
 
@@ -108,8 +114,9 @@ def check(source_or_path, *, net: Optional[str] = None, define: Optional[dict] =
     return check_resolved(resolved, program, parse_shape(input_shape), classes, strict)
 
 
-def check_resolved(resolved: Union[Network, Family], program: Program, shape=None,
-                   classes=None, strict=False) -> Union[CheckedNet, CheckedFamily]:
+def check_resolved(resolved: Union[Network, Family], program: Program,
+                   shape: Optional[tuple[int, ...]] = None, classes: Optional[int] = None,
+                   strict: bool = False) -> Union[CheckedNet, CheckedFamily]:
     """``check`` after resolve: one network, or every member of a family."""
     if classes is not None and (isinstance(classes, bool) or not isinstance(classes, int)
                                 or classes < 1):
@@ -125,8 +132,9 @@ def check_resolved(resolved: Union[Network, Family], program: Program, shape=Non
     return fam
 
 
-def expand(source_or_path, *, net=None, define=None, input_shape=None, classes=None,
-           strict=False) -> CheckedFamily:
+def expand(source_or_path: SourceLike, *, net: Optional[str] = None,
+           define: Optional[dict] = None, input_shape: ShapeLike = None,
+           classes: Optional[int] = None, strict: bool = False) -> CheckedFamily:
     """Every member of a family (or of one network's `?` choices), failing ones included."""
     program = load(source_or_path)
     shape = parse_shape(input_shape)
@@ -198,7 +206,7 @@ class FamilyError(ResolveError):
     """One network was needed and the selection is a family (E210): ``family`` says
     which ranges are free; ``one_line()`` is the short form a command prints."""
 
-    def __init__(self, family: Family, program: Program, needs: str = "compile"):
+    def __init__(self, family: Family, program: Program, needs: str = "compile") -> None:
         self.family = family
         super().__init__([_refusal(family, needs)], {program.file: program.text})
 
@@ -224,8 +232,9 @@ def _refusal(fam: Family, needs: str) -> Diagnostic:
         "patternnet.expand lists the members")
 
 
-def one_network(source_or_path, *, net: Optional[str] = None, define: Optional[dict] = None,
-                input_shape=None, classes: Optional[int] = None, strict: bool = False,
+def one_network(source_or_path: SourceLike, *, net: Optional[str] = None,
+                define: Optional[dict] = None, input_shape: ShapeLike = None,
+                classes: Optional[int] = None, strict: bool = False,
                 needs: str = "compile") -> CheckedNet:
     """The one network ``compile``, ``train`` and ``draw`` use, checked; a family (free
     ranges left) raises ``FamilyError`` (E210) naming them and the ``define`` to give."""

@@ -13,13 +13,14 @@ argument with defaults filled in and sizes as pairs.  Conventions (docs/language
 from __future__ import annotations
 
 import math
-from typing import Callable, Optional
+from typing import Any, Callable, Iterable, Optional, Sequence
 
 from .record import field, record
 
 
 class RuleError(Exception):
-    def __init__(self, code: str, message: str, help: Optional[str] = None, notes=()):
+    def __init__(self, code: str, message: str, help: Optional[str] = None,
+                 notes: Iterable[str] = ()) -> None:
         super().__init__(message)
         self.code, self.message, self.help, self.notes = code, message, help, tuple(notes)
 
@@ -36,15 +37,15 @@ class Out:
     lints: list = field(default_factory=list)  # (code, message, help)
 
 
-def fmt_shape(shape) -> str:
+def fmt_shape(shape: Optional[Sequence[int]]) -> str:
     return "x".join(str(d) for d in shape) if shape else "()"
 
 
 def _image(shape, kind: str, what: str = "an image"):
     if len(shape) != 3:
         raise RuleError("E302", f"{kind} needs {what} (HxWxC), but its input is a vector of "
-                        f"{shape[0]:,}", help=f"move {kind} before the FC/GAP/FLATTEN that made the "
-                        "vector")
+                        f"{shape[0]:,}",
+                        help=f"move {kind} before the FC/GAP/FLATTEN that made the vector")
 
 
 def _same(size: int, stride: int, k_eff: int) -> tuple[int, int, int]:
@@ -99,7 +100,7 @@ def _spatial(kind, shape, kernel, stride, dilation, pad, ceil=False):
     return oh, ow, (pads_h, pads_w), lints
 
 
-def conv(shape, a):
+def conv(shape: tuple[int, ...], a: dict[str, Any]) -> Out:
     _image(shape, "CONV")
     h, w, c = shape
     k, groups = a["filters"], a["groups"]
@@ -135,18 +136,18 @@ def _pool(kind):
     return rule
 
 
-def gap(shape, a):
+def gap(shape: tuple[int, ...], a: dict[str, Any]) -> Out:
     _image(shape, "GAP")
     return Out((shape[2],), a, window=((shape[0], shape[1]), (shape[0], shape[1])))
 
 
-def flatten(shape, a):
+def flatten(shape: tuple[int, ...], a: dict[str, Any]) -> Out:
     if len(shape) == 1:
         return Out(shape, a, notes=["already a vector"])
     return Out((shape[0] * shape[1] * shape[2],), a)
 
 
-def fc(shape, a):
+def fc(shape: tuple[int, ...], a: dict[str, Any]) -> Out:
     d = math.prod(shape)
     units = a["units"]
     out = Out((units,), a, d * units + (units if a["bias"] else 0), 0, d * units)
@@ -156,21 +157,21 @@ def fc(shape, a):
     return out
 
 
-def same_shape(shape, a):
+def same_shape(shape: tuple[int, ...], a: dict[str, Any]) -> Out:
     return Out(shape, a)
 
 
-def bn(shape, a):
+def bn(shape: tuple[int, ...], a: dict[str, Any]) -> Out:
     c = shape[-1]
     return Out(shape, a, 2 * c, 2 * c)
 
 
-def lrn(shape, a):
+def lrn(shape: tuple[int, ...], a: dict[str, Any]) -> Out:
     _image(shape, "LRN")
     return Out(shape, a)
 
 
-def skip(shape, a):
+def skip(shape: tuple[int, ...], a: dict[str, Any]) -> Out:
     """Identity when ``target`` equals the input, else 1x1 CONV(bias=false) -> BN."""
     target = a["target"]
     if target == shape:

@@ -3,7 +3,7 @@ Markdown, CSV and a JSON-ready dict.  Pure formatting; no computation lives here
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 from .checker import CheckedNet, CLayer
 from .rules import fmt_shape
@@ -50,12 +50,12 @@ def describe(layer: CLayer) -> str:
     return k
 
 
-def size(v) -> str:
+def size(v: Sequence[int]) -> str:
     """An (h, w) pair as ``3x3`` (the summary's and the diagram's one spelling)."""
     return f"{v[0]}x{v[1]}"
 
 
-def one(v) -> str:
+def one(v: Sequence[int]) -> str:
     """An (h, w) pair as ``2`` when both agree, else ``2x1``."""
     return str(v[0]) if v[0] == v[1] else size(v)
 
