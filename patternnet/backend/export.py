@@ -26,7 +26,7 @@ import io
 import json
 import os
 import zipfile
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Optional, Sequence, Union
 
 import jax
 import numpy as np
@@ -34,6 +34,7 @@ import numpy as np
 from ..diagnostics import Diagnostic, SourceError
 from ..source import read_bytes
 from . import onednn, trees
+from .types import Array, PyTree
 
 if TYPE_CHECKING:  # pragma: no cover
     from .model import Model
@@ -61,15 +62,15 @@ def _x_spec(model: "Model", batch: Optional[int]):
     return jax.ShapeDtypeStruct((n,) + tuple(model.input_shape), model.dtype)
 
 
-def exported(model: "Model", params, state, batch: Optional[int] = None,
-             platforms=None) -> "jax.export.Exported":
+def exported(model: "Model", params: PyTree, state: PyTree, batch: Optional[int] = None,
+             platforms: Optional[Sequence[str]] = None) -> "jax.export.Exported":
     """``jax.export`` of ``f(params, state, x) = model.forward(params, state, x)``.
 
     ``batch=None`` makes the batch dimension symbolic; an int fixes it.  ``platforms``:
     e.g. ``("cpu", "cuda")``; by default the platform JAX runs on.  The program is
     portable: XLA's own convolutions, never the oneDNN library's (``onednn.xla_only``),
     so it loads wherever JAX does."""
-    kw = {} if platforms is None else {"platforms": tuple(platforms)}
+    kw: dict[str, Any] = {} if platforms is None else {"platforms": tuple(platforms)}
     return jax.export.export(_portable_forward(model), **kw)(
         _abstract(params), _abstract(state), _x_spec(model, batch))
 
@@ -79,13 +80,14 @@ def _portable_forward(model: "Model"):
     return jax.jit(onednn.xla_only(_inference(model)))
 
 
-def lower(model: "Model", params, state, batch: int = 1):
+def lower(model: "Model", params: PyTree, state: PyTree, batch: int = 1) -> Any:
     """``jax.jit(forward).lower(...)`` at a fixed batch: a ``jax.stages.Lowered``."""
     return jax.jit(_inference(model)).lower(_abstract(params), _abstract(state),
                                                _x_spec(model, batch))
 
 
-def stablehlo(model: "Model", params=None, state=None, batch: Optional[int] = None) -> str:
+def stablehlo(model: "Model", params: Optional[PyTree] = None, state: Optional[PyTree] = None,
+              batch: Optional[int] = None) -> str:
     """The StableHLO text of inference: with ``batch=None`` the exported module (batch
     symbolic), else the lowering at that batch.  Without ``params``/``state`` their
     shapes come from ``jax.eval_shape(model.init, 0)``."""
@@ -128,8 +130,8 @@ def _npz(tensors) -> bytes:
     return buf.getvalue()
 
 
-def export(model: "Model", path, params, state, batch: Optional[int] = None,
-           platforms=None) -> None:
+def export(model: "Model", path: Union[str, os.PathLike[str]], params: PyTree, state: PyTree,
+           batch: Optional[int] = None, platforms: Optional[Sequence[str]] = None) -> None:
     """Write ``path`` (conventionally ``.pnx``) atomically: see the module's docstring."""
     from .. import __version__
     from ..atomic import atomic_open
@@ -179,7 +181,8 @@ class Loaded:
     ``metadata`` (the manifest), ``input_shape``, ``output_shape``, ``batch`` (None: any),
     ``exported`` (the ``jax.export.Exported``), ``stablehlo()``."""
 
-    def __init__(self, exported, params: dict, state: dict, metadata: dict, file: str = ""):
+    def __init__(self, exported: "jax.export.Exported", params: dict, state: dict,
+                 metadata: dict, file: str = "") -> None:
         self.exported, self.params, self.state = exported, params, state
         self.metadata, self.file = metadata, file
         self.input_shape = tuple(metadata["input_shape"])
@@ -192,7 +195,7 @@ class Loaded:
                              "inside `with jax.enable_x64(True):`)")
         self._call = jax.jit(exported.call)
 
-    def __call__(self, x):
+    def __call__(self, x: Array) -> Array:
         x = jax.numpy.asarray(x)
         want = self.input_shape
         n = "N" if self.batch is None else str(self.batch)
@@ -236,7 +239,7 @@ def _nested(entries, npz, name: str, member: str) -> dict:
     return root
 
 
-def load(path) -> Loaded:
+def load(path: Union[str, os.PathLike[str]]) -> Loaded:
     """Read a ``.pnx`` file made by ``Model.export``.
 
     Errors are ``SourceError``: E001 (cannot read the file), E005 (not a PatternNet

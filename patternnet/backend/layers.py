@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -31,9 +31,18 @@ from jax import lax
 
 from . import onednn
 from .maxpool import max_pool, reduce_max
+from .types import Array, Key, Pads, Pair, PyTree
+
+if TYPE_CHECKING:  # the checker is not imported at run time: export.load runs without it
+    from ..checker import CLayer
 
 SKIP_BN_EPS = 1e-5        # the projection's BN: torchvision's BatchNorm2d defaults
 SKIP_BN_MOMENTUM = 0.1
+
+#: what an apply function returns: the output and the layer's new state (None: none)
+Applied = tuple[Array, Optional[PyTree]]
+#: what an init function returns: params and state as nested dicts of ``Init`` (or None)
+Inits = tuple[Optional[dict], Optional[dict]]
 
 
 class Layer:
@@ -43,18 +52,37 @@ class Layer:
 
     __slots__ = ("clayer", "keys", "args", "seed")
 
-    def __init__(self, clayer):
+    def __init__(self, clayer: CLayer) -> None:
         self.clayer = clayer
         self.keys: tuple[str, ...] = tuple(clayer.path.split("."))
         self.args: dict = dict(clayer.args)
         self.seed: tuple[int, int] = path_seed(clayer.path)
 
-    path = property(lambda self: self.clayer.path)
-    kind = property(lambda self: self.clayer.kind)
-    in_shape = property(lambda self: self.clayer.in_shape)
-    out_shape = property(lambda self: self.clayer.out_shape)
-    params = property(lambda self: self.clayer.params, doc="trainable element count")
-    state = property(lambda self: self.clayer.state, doc="non-trainable element count")
+    @property
+    def path(self) -> str:
+        return self.clayer.path
+
+    @property
+    def kind(self) -> str:
+        return self.clayer.kind
+
+    @property
+    def in_shape(self) -> tuple[int, ...]:
+        return self.clayer.in_shape
+
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        return self.clayer.out_shape
+
+    @property
+    def params(self) -> int:
+        """trainable element count"""
+        return self.clayer.params
+
+    @property
+    def state(self) -> int:
+        """non-trainable element count"""
+        return self.clayer.state
 
     def __repr__(self) -> str:
         return f"Layer({self.path!r}, {self.kind})"
@@ -65,7 +93,7 @@ class Ctx:
 
     __slots__ = ("train", "rng")
 
-    def __init__(self, train: bool, rng):
+    def __init__(self, train: bool, rng: Optional[Key]) -> None:
         self.train, self.rng = train, rng
 
 
@@ -75,7 +103,7 @@ def path_seed(path: str) -> tuple[int, int]:
     return int.from_bytes(d[:4], "little"), int.from_bytes(d[4:], "little")
 
 
-def layer_key(key, seed: tuple[int, int]):
+def layer_key(key: Key, seed: tuple[int, int]) -> Key:
     """The key of one layer: ``fold_in(fold_in(key, seed[0]), seed[1])``."""
     return jax.random.fold_in(jax.random.fold_in(key, seed[0]), seed[1])
 
@@ -91,7 +119,7 @@ class Init:
 
     __slots__ = ("shape", "fill", "fan_in")
 
-    def __init__(self, shape, fill: str, fan_in: int = 0):
+    def __init__(self, shape: Sequence[int], fill: str, fan_in: int = 0) -> None:
         self.shape, self.fill, self.fan_in = tuple(shape), fill, fan_in
 
     @property
@@ -106,7 +134,7 @@ class Init:
 # --- CONV ----------------------------------------------------------------------------
 
 
-def conv(layer: Layer, p, s, x, ctx):
+def conv(layer: Layer, p: PyTree, s: PyTree, x: Array, ctx: Ctx) -> Applied:
     a = layer.args
     if (a["groups"] == 1 and _kernel_exceeds_output(layer) and _on_cpu()
             and not onednn.usable(x, p["w"])):
@@ -118,7 +146,8 @@ def conv(layer: Layer, p, s, x, ctx):
     return y, None
 
 
-def convolution(x, w, stride, padding, dilation=(1, 1), groups=1):
+def convolution(x: Array, w: Array, stride: Pair, padding: Pads, dilation: Pair = (1, 1),
+                groups: int = 1) -> Array:
     """NHWC x HWIO convolution: oneDNN's on the CPU where it applies (``onednn.usable``:
     float32, the library built; docs/backend.md §5b), XLA's otherwise."""
     if onednn.usable(x, w):
@@ -147,7 +176,7 @@ def _on_cpu() -> bool:
     return jax.default_backend() == "cpu"
 
 
-def conv_patches(x, w, stride, padding, dilation):
+def conv_patches(x: Array, w: Array, stride: Pair, padding: Pads, dilation: Pair) -> Array:
     """``lax.conv_general_dilated`` (NHWC, HWIO, one group) as one matrix product: the
     kh*kw strided slices of the padded input side by side on the channel axis, tap-major
     like HWIO's rows, times the kernel reshaped to (kh*kw*cin, cout)."""
@@ -164,7 +193,7 @@ def conv_patches(x, w, stride, padding, dilation):
     return (patches @ w.reshape(kh * kw * cin, cout)).reshape(n, oh, ow, cout)
 
 
-def init_conv(layer: Layer):
+def init_conv(layer: Layer) -> Inits:
     a = layer.args
     kh, kw = a["kernel"]
     cin = layer.in_shape[-1] // a["groups"]
@@ -197,7 +226,7 @@ def _window(layer: Layer):
     return (1, kh, kw, 1), (1, sh, sw, 1), ((0, 0), (t, b), (l, r), (0, 0))
 
 
-def maxpool(layer: Layer, p, s, x, ctx):
+def maxpool(layer: Layer, p: PyTree, s: PyTree, x: Array, ctx: Ctx) -> Applied:
     """On the CPU, ``maxpool.max_pool``: the same values, a derivative without XLA:CPU's
     slow select-and-scatter (measured there only, like ``conv_patches``)."""
     dims, strides, pads = _window(layer)
@@ -219,7 +248,7 @@ def _avg_divisor(layer: Layer) -> np.ndarray:
     return (per_axis[0][:, None] * per_axis[1][None, :])[:, :, None]
 
 
-def avgpool(layer: Layer, p, s, x, ctx):
+def avgpool(layer: Layer, p: PyTree, s: PyTree, x: Array, ctx: Ctx) -> Applied:
     dims, strides, pads = _window(layer)
     total = lax.reduce_window(x, np.array(0, x.dtype), lax.add, dims, strides, pads)
     div = _avg_divisor(layer)
@@ -231,15 +260,15 @@ def avgpool(layer: Layer, p, s, x, ctx):
 # --- shape changes -------------------------------------------------------------------
 
 
-def gap(layer: Layer, p, s, x, ctx):
+def gap(layer: Layer, p: PyTree, s: PyTree, x: Array, ctx: Ctx) -> Applied:
     return jnp.mean(x, axis=(1, 2)), None
 
 
-def flatten(layer: Layer, p, s, x, ctx):
+def flatten(layer: Layer, p: PyTree, s: PyTree, x: Array, ctx: Ctx) -> Applied:
     return x.reshape(x.shape[0], -1), None
 
 
-def fc(layer: Layer, p, s, x, ctx):
+def fc(layer: Layer, p: PyTree, s: PyTree, x: Array, ctx: Ctx) -> Applied:
     if x.ndim > 2:  # implicit flatten, row-major (H, W, C)
         x = x.reshape(x.shape[0], -1)
     y = x @ p["w"]
@@ -248,7 +277,7 @@ def fc(layer: Layer, p, s, x, ctx):
     return y, None
 
 
-def init_fc(layer: Layer):
+def init_fc(layer: Layer) -> Inits:
     din = math.prod(layer.in_shape)
     units = layer.args["units"]
     p = {"w": Init((din, units), "uniform", din)}
@@ -261,56 +290,57 @@ def init_fc(layer: Layer):
 
 
 def _elementwise(f: Callable) -> Callable:
-    def fn(layer: Layer, p, s, x, ctx):
+    def fn(layer: Layer, p: PyTree, s: PyTree, x: Array, ctx: Ctx) -> Applied:
         return f(x, layer.args), None
     fn.__name__ = f.__name__
     return fn
 
 
 @_elementwise
-def relu(x, a):
+def relu(x: Array, a: dict[str, Any]) -> Array:
     return jax.nn.relu(x)
 
 
 @_elementwise
-def tanh(x, a):
+def tanh(x: Array, a: dict[str, Any]) -> Array:
     return jnp.tanh(x)
 
 
 @_elementwise
-def sigmoid(x, a):
+def sigmoid(x: Array, a: dict[str, Any]) -> Array:
     return jax.nn.sigmoid(x)
 
 
 @_elementwise
-def gelu(x, a):
+def gelu(x: Array, a: dict[str, Any]) -> Array:
     return jax.nn.gelu(x, approximate=False)
 
 
 @_elementwise
-def softmax(x, a):
+def softmax(x: Array, a: dict[str, Any]) -> Array:
     return jax.nn.softmax(x, axis=-1)
 
 
 @_elementwise
-def lrelu(x, a):
+def lrelu(x: Array, a: dict[str, Any]) -> Array:
     return jnp.where(x > 0, x, a["slope"] * x)
 
 
 @_elementwise
-def elu(x, a):
+def elu(x: Array, a: dict[str, Any]) -> Array:
     return jax.nn.elu(x, a["alpha"])
 
 
 @_elementwise
-def identity(x, a):
+def identity(x: Array, a: dict[str, Any]) -> Array:
     return x
 
 
 # --- normalisation and regularisation -------------------------------------------------
 
 
-def batch_norm(x, p, s, train: bool, eps: float, momentum: float, where: str = "BN"):
+def batch_norm(x: Array, p: PyTree, s: PyTree, train: bool, eps: float, momentum: float,
+               where: str = "BN") -> tuple[Array, PyTree]:
     """BN over every axis but the last; returns (y, new_state).
 
     A bfloat16 (or float16) ``x`` is normalised in float32 (batch mean/var, the running
@@ -344,7 +374,7 @@ def batch_norm(x, p, s, train: bool, eps: float, momentum: float, where: str = "
     return x * inv + (p["bias"] - mean * inv), new
 
 
-def bn(layer: Layer, p, s, x, ctx):
+def bn(layer: Layer, p: PyTree, s: PyTree, x: Array, ctx: Ctx) -> Applied:
     a = layer.args
     return batch_norm(x, p, s, ctx.train, a["eps"], a["momentum"], layer.path)
 
@@ -354,11 +384,11 @@ def _bn_init(c: int):
             {"mean": Init((c,), "zeros"), "var": Init((c,), "ones")})
 
 
-def init_bn(layer: Layer):
+def init_bn(layer: Layer) -> Inits:
     return _bn_init(layer.in_shape[-1])
 
 
-def lrn(layer: Layer, p, s, x, ctx):
+def lrn(layer: Layer, p: PyTree, s: PyTree, x: Array, ctx: Ctx) -> Applied:
     """PyTorch's LocalResponseNorm: b_c = a_c / (k + alpha/size * sum a_c'^2)^beta over
     the channels c - size//2 .. c + (size-1)//2, zeros beyond the edges."""
     a = layer.args
@@ -368,7 +398,7 @@ def lrn(layer: Layer, p, s, x, ctx):
     return x / (a["k"] + (a["alpha"] / size) * sq) ** a["beta"], None
 
 
-def dropout(layer: Layer, p, s, x, ctx):
+def dropout(layer: Layer, p: PyTree, s: PyTree, x: Array, ctx: Ctx) -> Applied:
     rate = layer.args["rate"]
     if not ctx.train or rate == 0:
         return x, None
@@ -382,7 +412,7 @@ def dropout(layer: Layer, p, s, x, ctx):
 # --- residuals -----------------------------------------------------------------------
 
 
-def skip(layer: Layer, p, s, x, ctx):
+def skip(layer: Layer, p: PyTree, s: PyTree, x: Array, ctx: Ctx) -> Applied:
     """Identity, or torchvision's downsample: 1x1 CONV(stride, bias=false) -> BN."""
     a = layer.args
     if not a["project"]:
@@ -393,7 +423,7 @@ def skip(layer: Layer, p, s, x, ctx):
     return y, {"bn": bn_state}
 
 
-def init_skip(layer: Layer):
+def init_skip(layer: Layer) -> Inits:
     a = layer.args
     if not a["project"]:
         return None, None

@@ -8,19 +8,25 @@ the outputs' shape.  A loss given by name to ``steps.objective`` (and so to
 
 from __future__ import annotations
 
+from typing import Callable, Union
+
 import jax
 import jax.numpy as jnp
 
+from .types import Array
+
 LOSSES = ("cross_entropy", "mse")
+#: a loss as the API takes it: a name in ``LOSSES``, or ``loss(outputs, labels) -> scalar``
+Loss = Union[str, Callable[[Array, Array], Array]]
 
 
-def loss_precision(y):
+def loss_precision(y: Array) -> Array:
     """bfloat16 (or float16) outputs are cast to float32 for the loss; gradients flow
     back through the cast in the outputs' dtype.  float32/float64 are left as they are."""
     return y.astype(jnp.float32) if y.dtype in (jnp.bfloat16, jnp.float16) else y
 
 
-def log_probs(logits):
+def log_probs(logits: Array) -> Array:
     """Log-probabilities of ``logits`` along the last axis, in ``loss_precision``."""
     return jax.nn.log_softmax(loss_precision(logits), axis=-1)
 
@@ -37,7 +43,7 @@ def _check_labels(logits, labels):
     return labels
 
 
-def cross_entropies(logits, labels):
+def cross_entropies(logits: Array, labels: Array) -> Array:
     """Softmax cross-entropy of each example: ``logits`` (N, C), integer labels (N,)."""
     labels = _check_labels(logits, labels)
     picked = jnp.take_along_axis(log_probs(logits), labels[..., None].astype(jnp.int32),
@@ -45,12 +51,12 @@ def cross_entropies(logits, labels):
     return -picked[..., 0]
 
 
-def cross_entropy(logits, labels):
+def cross_entropy(logits: Array, labels: Array) -> Array:
     """Mean softmax cross-entropy of ``logits`` (N, C) against integer labels (N,)."""
     return jnp.mean(cross_entropies(logits, labels))
 
 
-def mse(outputs, targets):
+def mse(outputs: Array, targets: Array) -> Array:
     """Mean over every element of (outputs - targets)^2; shapes must be equal."""
     targets = jnp.asarray(targets)
     if targets.shape != outputs.shape:
@@ -60,7 +66,7 @@ def mse(outputs, targets):
     return jnp.mean(jnp.square(outputs - targets.astype(outputs.dtype)))
 
 
-def by_name(loss):
+def by_name(loss: Loss) -> tuple[Callable[[Array, Array], Array], bool]:
     """``(fn, on_logits)`` for a loss name or callable: ``on_logits`` when the loss takes
     logits, so that a network ending in SOFTMAX is scored on that SOFTMAX's input."""
     if isinstance(loss, str):

@@ -24,8 +24,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from .types import Array, Pads, Pair
 
-def reduce_max(x, window, strides, padding):
+
+def reduce_max(x: Array, window: Pair, strides: Pair, padding: Pads) -> Array:
     """``lax.reduce_window`` max over H and W of NHWC ``x``; ``padding`` per side of
     H and W, padded positions are -inf (they never win)."""
     return lax.reduce_window(x, np.array(-np.inf, x.dtype), lax.max, (1, *window, 1),
@@ -33,7 +35,7 @@ def reduce_max(x, window, strides, padding):
 
 
 @partial(jax.custom_jvp, nondiff_argnums=(1, 2, 3))
-def max_pool(x, window, strides, padding):
+def max_pool(x: Array, window: Pair, strides: Pair, padding: Pads) -> Array:
     """``reduce_max`` with the tap-mask derivative; ``window`` and ``strides`` are
     (h, w) tuples, ``padding`` ((top, bottom), (left, right)), all hashable.  A JVP
     rule (not a VJP) so that forward mode works too; JAX transposes it into the

@@ -18,19 +18,24 @@ names here call them.
 from __future__ import annotations
 
 import math
-from typing import Callable, Optional
+import os
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence, Union
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from ..checker import CheckedNet
-from ..pipeline import one_network
+from ..pipeline import ShapeLike, SourceLike, one_network
 from . import steps, trees
 from .layers import CHUNK, INIT_FNS, Ctx, Init, Layer, path_seed
-from .losses import LOSSES, cross_entropy, loss_precision, mse  # noqa: F401 (re-exported)
+from .losses import LOSSES, Loss, cross_entropy, loss_precision, mse  # noqa: F401 (re-exported)
 from .plan import Plan, visit_repeats
 from .runner import Runner, scan_mode
+from .types import Array, DType, Key, PyTree
+
+if TYPE_CHECKING:  # optax is the [train] extra's
+    import optax
 
 LAYOUTS = ("per_copy", "stacked")
 
@@ -79,8 +84,8 @@ class Model:
     ``train_step(optimizer)`` (jitted), ``intermediates`` (every layer's output).
     """
 
-    def __init__(self, checked: CheckedNet, dtype="float32", scan="auto",
-                 layout="per_copy"):
+    def __init__(self, checked: CheckedNet, dtype: DType = "float32",
+                 scan: Union[str, bool] = "auto", layout: str = "per_copy") -> None:
         if not isinstance(checked, CheckedNet):
             raise TypeError(f"Model needs a CheckedNet, got {type(checked).__name__}")
         self.checked = checked
@@ -112,7 +117,7 @@ class Model:
 
     # basic facts ----------------------------------------------------------------------
     @property
-    def scan(self):
+    def scan(self) -> Union[str, bool]:
         """"auto", True or False: how uniform repeat copies run (docs/backend.md,
         "Repeats").  Read-only, since the jitted functions are traced with it; for another
         mode compile again: ``patternnet.compile(model.checked, scan=False)``."""
@@ -249,7 +254,7 @@ class Model:
             trees.insert(made[where], keys, value)
         return made
 
-    def init(self, key) -> tuple[dict, dict]:
+    def init(self, key: Union[Key, int]) -> tuple[dict, dict]:
         """Fresh ``(params, state)`` from a ``jax.random`` key (an int means
         ``jax.random.key(key)``); the same key gives the same values.
 
@@ -316,7 +321,8 @@ class Model:
         y = runner.run(self._plan.graph, self._input(x))
         return y, trees.nest(runner.new_state)
 
-    def apply(self, params, state, x, train: bool = False, rng=None):
+    def apply(self, params: PyTree, state: PyTree, x: Array, train: bool = False,
+              rng: Optional[Key] = None) -> tuple[Array, PyTree]:
         """``(y, new_state)``: the network on the batch ``x`` (N, H, W, C) or (N, D).
 
         Pure.  ``train=True`` normalises BN with batch statistics and updates its running
@@ -324,25 +330,28 @@ class Model:
         ``train=False`` the state comes back unchanged."""
         return self._run(params, state, x, train, rng)
 
-    def logits(self, params, state, x, train: bool = False, rng=None):
+    def logits(self, params: PyTree, state: PyTree, x: Array, train: bool = False,
+               rng: Optional[Key] = None) -> tuple[Array, PyTree]:
         """``(logits, new_state)``: as ``apply``, but a network that ends in SOFTMAX
         stops before it (its input, the logits, is what a classification loss wants;
         the log of the probabilities loses precision).  Pure, not jitted."""
         return self._run(params, state, x, train, rng, skip=self._final_softmax)
 
-    def intermediates(self, params, state, x, train: bool = False, rng=None) -> dict:
+    def intermediates(self, params: PyTree, state: PyTree, x: Array, train: bool = False,
+                      rng: Optional[Key] = None) -> dict:
         """Every layer's output, keyed by its path ("input", "conv1", "stage2.skip1", ...)."""
         outs: dict = {}
         self._run(params, state, x, train, rng, collect=outs)
         return outs
 
-    def forward(self, params, state, x):
+    def forward(self, params: PyTree, state: PyTree, x: Array) -> Array:
         """Jitted inference: ``apply(params, state, x, train=False)[0]``."""
         return self._forward(params, state, x)
 
     # losses, gradients, the train step (steps.py) -------------------------------------
-    def value_and_grad(self, params, state, x, labels, loss="cross_entropy", train: bool = True,
-                       rng=None):
+    def value_and_grad(self, params: PyTree, state: PyTree, x: Array, labels: Array,
+                       loss: Loss = "cross_entropy", train: bool = True,
+                       rng: Optional[Key] = None) -> tuple[tuple[Array, PyTree], PyTree]:
         """Jitted ``((loss, new_state), grads)``; grads has the structure of params
         (``steps.value_and_grad``, compiled once per loss and mode).
 
@@ -355,24 +364,28 @@ class Model:
             fn = self._vg_cache[key] = steps.value_and_grad(self, loss, bool(train))
         return fn(params, state, x, labels, rng)
 
-    def grad(self, params, state, x, labels, loss="cross_entropy", train: bool = True,
-             rng=None):
+    def grad(self, params: PyTree, state: PyTree, x: Array, labels: Array,
+             loss: Loss = "cross_entropy", train: bool = True,
+             rng: Optional[Key] = None) -> PyTree:
         """Jitted gradient of the loss with respect to params (see ``value_and_grad``)."""
         return self.value_and_grad(params, state, x, labels, loss, train, rng)[1]
 
-    def loss(self, params, state, x, labels, loss="cross_entropy", train: bool = False,
-             rng=None):
+    def loss(self, params: PyTree, state: PyTree, x: Array, labels: Array,
+             loss: Loss = "cross_entropy", train: bool = False,
+             rng: Optional[Key] = None) -> Array:
         """The loss value alone (not jitted; ``train=False`` by default, for evaluation)."""
         return steps.objective(self, loss, train)(params, state, x, labels, rng)[0]
 
-    def train_step(self, optimizer, loss="cross_entropy") -> Callable:
+    def train_step(self, optimizer: optax.GradientTransformation,
+                   loss: Loss = "cross_entropy") -> Callable:
         """A jitted ``step(params, state, opt_state, x, labels, rng=None) -> (params, state,
         opt_state, loss)`` for any optax ``GradientTransformation`` (``steps.train_step``);
         ``opt_state`` comes from ``optimizer.init(params)``."""
         return steps.train_step(self, optimizer, loss)
 
     # export (patternnet/backend/export.py) --------------------------------------------
-    def export(self, path, params, state, batch: Optional[int] = None, platforms=None) -> None:
+    def export(self, path: Union[str, os.PathLike[str]], params: PyTree, state: PyTree,
+               batch: Optional[int] = None, platforms: Optional[Sequence[str]] = None) -> None:
         """Write inference (``forward``) to one ``.pnx`` file, atomically: the
         ``jax.export`` of ``f(params, state, x)`` (batch symbolic with ``batch=None``,
         else fixed), the params and state arrays and a JSON manifest.
@@ -380,12 +393,13 @@ class Model:
         from .export import export
         export(self, path, params, state, batch, platforms)
 
-    def lower(self, params, state, batch: int = 1):
+    def lower(self, params: PyTree, state: PyTree, batch: int = 1) -> Any:
         """``jax.jit(forward).lower(...)`` at a fixed batch (a ``jax.stages.Lowered``)."""
         from .export import lower
         return lower(self, params, state, batch)
 
-    def stablehlo(self, params=None, state=None, batch: Optional[int] = None) -> str:
+    def stablehlo(self, params: Optional[PyTree] = None, state: Optional[PyTree] = None,
+                  batch: Optional[int] = None) -> str:
         """Inference's StableHLO text; ``batch=None``: the exported module, batch
         symbolic.  Without params/state their shapes come from ``init``."""
         from .export import stablehlo
@@ -395,9 +409,10 @@ class Model:
 # --- compile -------------------------------------------------------------------------
 
 
-def compile(source_or_path, *, net: Optional[str] = None, define: Optional[dict] = None,
-            input_shape=None, classes: Optional[int] = None, dtype="float32",
-            strict: bool = False, scan="auto", layout="per_copy") -> Model:
+def compile(source_or_path: Union[SourceLike, CheckedNet], *, net: Optional[str] = None,
+            define: Optional[dict] = None, input_shape: ShapeLike = None,
+            classes: Optional[int] = None, dtype: DType = "float32", strict: bool = False,
+            scan: Union[str, bool] = "auto", layout: str = "per_copy") -> Model:
     """Parse, resolve and check one network, and compile it to a ``Model``.
 
     ``source_or_path`` is a path, source text, a parsed ``Program`` or a ``CheckedNet``

@@ -39,13 +39,15 @@ import os
 import threading
 import warnings
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import jax
 import numpy as np
 from jax import lax
 from jax.extend.core import Primitive
 from jax.interpreters import ad, batching, mlir
+
+from .types import Array, Pads, Pair
 
 _DN = ("NHWC", "HWIO", "NHWC")
 _NATIVE = Path(__file__).resolve().parent / "native"
@@ -130,7 +132,7 @@ def _choice() -> str:
     return value
 
 
-def xla_only(fn):
+def xla_only(fn: Callable[..., Any]) -> Callable[..., Any]:
     """``fn`` with ``off()`` entered while it runs, so that tracing it (under jit, at its
     first call) records XLA's convolutions only."""
     @functools.wraps(fn)
@@ -141,7 +143,7 @@ def xla_only(fn):
 
 
 @contextlib.contextmanager
-def off():
+def off() -> Iterator[None]:
     """Within it, ``usable`` is False: what is traced holds XLA's convolutions only.
     Enter it inside the traced function (jit traces on first call, not where it is
     built): ``xla_only`` does."""
@@ -153,7 +155,7 @@ def off():
         _state.off = before
 
 
-def usable(x, k) -> bool:
+def usable(x: Array, k: Array) -> bool:
     """Whether ``conv(x, k)`` may run on oneDNN here (see the module's docstring)."""
     return (not getattr(_state, "off", False)
             and x.dtype == np.float32 and k.dtype == np.float32
@@ -165,7 +167,8 @@ def usable(x, k) -> bool:
 # --- the primitives ------------------------------------------------------------------
 
 
-def conv(x, k, stride, padding, dilation=(1, 1), groups=1):
+def conv(x: Array, k: Array, stride: Pair, padding: Pads, dilation: Pair = (1, 1),
+         groups: int = 1) -> Array:
     """``lax.conv_general_dilated(x, k, stride, padding, rhs_dilation=dilation,
     dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=groups)`` on oneDNN;
     call it where ``usable(x, k)``."""
@@ -213,19 +216,22 @@ conv_dk_p.def_abstract_eval(_dk_shape)
 # What each primitive computes, in XLA's own convolutions: their lowering off the CPU,
 # their vmap of mapped kernels, and the reference the tests compare against.
 
-def xla_conv(x, k, *, stride, padding, dilation, groups):
+def xla_conv(x: Array, k: Array, *, stride: Pair, padding: Pads, dilation: Pair,
+             groups: int) -> Array:
     return lax.conv_general_dilated(x, k, stride, padding, rhs_dilation=dilation,
                                     dimension_numbers=_DN, feature_group_count=groups)
 
 
-def xla_conv_dx(gy, k, *, in_hw, stride, padding, dilation, groups):
+def xla_conv_dx(gy: Array, k: Array, *, in_hw: Pair, stride: Pair, padding: Pads,
+                dilation: Pair, groups: int) -> Array:
     x = jax.ShapeDtypeStruct((gy.shape[0], *in_hw, k.shape[2] * groups), gy.dtype)
     f = functools.partial(xla_conv, k=k, stride=stride, padding=padding, dilation=dilation,
                           groups=groups)
     return jax.linear_transpose(f, x)(gy)[0]
 
 
-def xla_conv_dk(x, gy, *, kernel, stride, padding, dilation, groups):
+def xla_conv_dk(x: Array, gy: Array, *, kernel: Pair, stride: Pair, padding: Pads,
+                dilation: Pair, groups: int) -> Array:
     k = jax.ShapeDtypeStruct((*kernel, x.shape[3] // groups, gy.shape[3]), x.dtype)
     f = functools.partial(xla_conv, x, stride=stride, padding=padding, dilation=dilation,
                           groups=groups)

@@ -12,16 +12,17 @@ from __future__ import annotations
 
 import functools
 import operator
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..checker import CLayer, CRepeat, CSeq
+from ..checker import CLayer, CNode, CRepeat, CSeq
 from . import trees
 from .layers import LAYER_FNS, Ctx, Layer
 from .plan import Plan, Tail
+from .types import Array, PyTree
 
 #: scan="auto" scans a repeat whose uniform tail has at least this many copies, on an
 #: accelerator: on XLA:CPU a convolution inside a loop body runs far slower (jax issue
@@ -36,7 +37,7 @@ def auto_scans() -> bool:
     return AUTO_SCAN_ON_CPU or jax.default_backend() != "cpu"
 
 
-def scan_mode(scan):
+def scan_mode(scan: Union[str, bool]) -> Union[str, bool]:
     for mode in SCAN_MODES:
         if scan is mode or (isinstance(scan, str) and scan == mode):
             return mode
@@ -61,9 +62,10 @@ class Runner:
     layers of a scan body (slices of stacked values); ``stacks``: the repeats whose tails
     the trees hold stacked (``Plan.stacks``)."""
 
-    def __init__(self, plan: Plan, params, state, ctx: Ctx, skip: Optional[Layer] = None,
-                 collect: Optional[dict] = None, scan="auto",
-                 overrides: Optional[dict] = None, stacks: Optional[dict] = None):
+    def __init__(self, plan: Plan, params: PyTree, state: PyTree, ctx: Ctx,
+                 skip: Optional[Layer] = None, collect: Optional[dict] = None,
+                 scan: Union[str, bool] = "auto", overrides: Optional[dict] = None,
+                 stacks: Optional[dict] = None) -> None:
         self.plan = plan
         self.params, self.state, self.ctx = params, state, ctx
         self.skip, self.collect = skip, collect
@@ -72,7 +74,7 @@ class Runner:
         self.stacks = stacks or {}
         self.new_state: dict = {}
 
-    def run(self, node, x):
+    def run(self, node: CNode, x: Array) -> Array:
         if isinstance(node, CLayer):
             return self.layer(self.plan.layer(node), x)
         if isinstance(node, CSeq):
@@ -95,7 +97,7 @@ class Runner:
             return False
         return self.scan is True or (n >= SCAN_MIN and auto_scans())
 
-    def repeat(self, node: CRepeat, x):
+    def repeat(self, node: CRepeat, x: Array) -> Array:
         tail = self.plan.tail(node)
         stacked = id(node) in self.stacks
         if not self.scans(tail):
@@ -110,7 +112,7 @@ class Runner:
             x = self.run(copy, x)
         return self.scan_tail(node, tail, stacked, x)
 
-    def scan_tail(self, node: CRepeat, tail: Tail, stacked: bool, x):
+    def scan_tail(self, node: CRepeat, tail: Tail, stacked: bool, x: Array) -> Array:
         template = tail.template
         # per position j: params, state (stacked along a new leading axis, copies in
         # order: as stored in the stacked layout, else stacked here) and the path seeds
@@ -166,7 +168,7 @@ class Runner:
                 self.new_state[l.path] = trees.stack(
                     [self.new_state.pop(layers[j].path) for layers in tail.layers])
 
-    def vars(self, layer: Layer):
+    def vars(self, layer: Layer) -> tuple[PyTree, PyTree, Array]:
         """``(params, state, seed)`` of a layer: its own, or a scan body's slice."""
         hit = self.overrides.get(id(layer))
         if hit is not None:
@@ -175,7 +177,7 @@ class Runner:
         s = trees.entry(self.state, layer, "state") if layer.state else None
         return p, s, np.asarray(layer.seed, np.uint32)
 
-    def layer(self, layer: Layer, x):
+    def layer(self, layer: Layer, x: Array) -> Array:
         if layer is self.skip:
             return x
         if id(layer) in self.overrides:

@@ -12,14 +12,19 @@ run one piece of code.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import jax
 
-from .losses import by_name
+from .losses import Loss, by_name
+
+if TYPE_CHECKING:  # model.py imports this module; optax is the [train] extra's
+    import optax
+
+    from .model import Model
 
 
-def objective(model, loss="cross_entropy", train: bool = True) -> Callable:
+def objective(model: Model, loss: Loss = "cross_entropy", train: bool = True) -> Callable:
     """``f(params, state, x, labels, rng) -> (loss, (new_state, outputs))``, pure.
 
     ``loss``: "cross_entropy" (integer labels; the outputs taken as logits: a network
@@ -34,7 +39,7 @@ def objective(model, loss="cross_entropy", train: bool = True) -> Callable:
     return f
 
 
-def value_and_grad(model, loss="cross_entropy", train: bool = True) -> Callable:
+def value_and_grad(model: Model, loss: Loss = "cross_entropy", train: bool = True) -> Callable:
     """Jitted ``g(params, state, x, labels, rng) -> ((loss, new_state), grads)``."""
     f = objective(model, loss, train)
 
@@ -44,7 +49,8 @@ def value_and_grad(model, loss="cross_entropy", train: bool = True) -> Callable:
     return jax.jit(jax.value_and_grad(without_outputs, has_aux=True))
 
 
-def update(model, optimizer, loss="cross_entropy") -> Callable:
+def update(model: Model, optimizer: optax.GradientTransformation,
+           loss: Loss = "cross_entropy") -> Callable:
     """``u(params, state, opt_state, x, labels, rng) -> (params, state, opt_state, loss,
     outputs)``, pure: one optimizer step in training mode (not jitted, so that a caller
     can add to it and jit or shard the whole)."""
@@ -59,7 +65,8 @@ def update(model, optimizer, loss="cross_entropy") -> Callable:
     return u
 
 
-def train_step(model, optimizer, loss="cross_entropy") -> Callable:
+def train_step(model: Model, optimizer: optax.GradientTransformation,
+               loss: Loss = "cross_entropy") -> Callable:
     """A jitted ``step(params, state, opt_state, x, labels, rng=None) -> (params, state,
     opt_state, loss)``; ``opt_state`` comes from ``optimizer.init(params)``."""
     u = update(model, optimizer, loss)

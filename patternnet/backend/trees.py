@@ -7,10 +7,15 @@ model, its stacked layout, export), with errors that name the layer.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
+
+from .types import PyTree
+
+if TYPE_CHECKING:
+    from .layers import Layer
 
 
 def nest(flat: dict[str, Any]) -> dict:
@@ -21,7 +26,7 @@ def nest(flat: dict[str, Any]) -> dict:
     return root
 
 
-def entry(tree, layer, what: str):
+def entry(tree: PyTree, layer: Layer, what: str) -> PyTree:
     """The sub-tree of ``layer`` (a backend ``Layer``) in ``tree`` (its ``what``: "params"
     or "state"); a KeyError that names the layer and the likely cause when absent."""
     d = tree
@@ -35,14 +40,14 @@ def entry(tree, layer, what: str):
     return d
 
 
-def insert(root: dict, keys: tuple, value) -> None:
+def insert(root: dict, keys: tuple, value: Any) -> None:
     d = root
     for k in keys[:-1]:
         d = d.setdefault(k, {})
     d[keys[-1]] = value
 
 
-def pop(root: dict, keys: tuple):
+def pop(root: dict, keys: tuple) -> Any:
     """Remove and return the entry at ``keys`` (None if absent), pruning emptied dicts."""
     trail, d = [], root
     for k in keys[:-1]:
@@ -60,12 +65,12 @@ def pop(root: dict, keys: tuple):
     return value
 
 
-def copy_dicts(tree):
+def copy_dicts(tree: PyTree) -> PyTree:
     """The dicts of ``tree`` copied (the arrays shared): safe to insert into and pop."""
     return {k: copy_dicts(v) for k, v in tree.items()} if isinstance(tree, dict) else tree
 
 
-def unstack(tree, n: int, layer, what: str) -> list:
+def unstack(tree: PyTree, n: int, layer: Layer, what: str) -> list:
     """A stacked entry as ``n`` per-copy entries (``lax.unstack``: its transpose is one
     stack, so the gradient of an unrolled run over a stacked layout stays cheap)."""
     leaves, treedef = jax.tree_util.tree_flatten(tree)
@@ -79,6 +84,6 @@ def unstack(tree, n: int, layer, what: str) -> list:
     return [jax.tree_util.tree_unflatten(treedef, [p[i] for p in parts]) for i in range(n)]
 
 
-def stack(parts: list):
+def stack(parts: list) -> PyTree:
     """Per-copy entries of one structure as one entry, copies along a new leading axis."""
     return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *parts)
