@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING, Optional
 
 from .common import EXIT_OK, Usage, expand_paths, net_options, parse_defines, use_color
 
+if TYPE_CHECKING:
+    from ..report import FileReport
 
-def add(sub) -> None:
+
+def add(sub: argparse._SubParsersAction) -> None:
     c = sub.add_parser("check", help="check .pn files: shapes, parameters, MACs; every problem")
     c.add_argument("files", nargs="+", metavar="PATH",
                    help="files, directories (searched for *.pn) or globs")
@@ -29,7 +33,8 @@ def add(sub) -> None:
     c.set_defaults(func=run)
 
 
-def check_file(path: str, args: argparse.Namespace, shape, define: dict):
+def check_file(path: str, args: argparse.Namespace, shape: Optional[tuple[int, ...]],
+               define: dict) -> FileReport:
     """Check every network of one file (or ``--net``) into a ``FileReport``."""
     from ..diagnostics import PatternNetError, SourceError
     from ..parser import parse_source

@@ -10,7 +10,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Callable, Optional, Sequence, TextIO
+from typing import TYPE_CHECKING, Callable, Optional, Sequence, TextIO
+
+if TYPE_CHECKING:  # the commands import the compiler when they run, not at start-up
+    from ..diagnostics import PatternNetError
+    from ..source import Source
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -29,7 +33,7 @@ def use_color(stream: TextIO) -> bool:
     return importlib.util.find_spec("rich") is not None
 
 
-def print_problems(error, stream: TextIO = sys.stdout) -> int:
+def print_problems(error: PatternNetError, stream: TextIO = sys.stdout) -> int:
     """A ``PatternNetError``'s diagnostics, rendered as ``check`` renders them: exit 1."""
     print(error.render(color=use_color(stream)), file=stream)
     return EXIT_PROBLEMS
@@ -131,7 +135,8 @@ def empty_file(path: str) -> str:
             "e.g. INPUT -> CONV -> RELU -> FC")
 
 
-def one_file(args: argparse.Namespace):
+def one_file(args: argparse.Namespace,
+             ) -> tuple[Source, Optional[tuple[int, ...]], dict[str, str]]:
     """``args.file`` read, and the ``--input`` shape and ``-D`` values parsed:
     ``(Source, shape, defines)``, or a usage error (one line, exit 2)."""
     from ..diagnostics import SourceError

@@ -12,7 +12,7 @@ from .common import EXIT_OK, Usage, net_options, one_file, positive, print_probl
 NEEDS = "jax"   # the extra this command needs (cli/__init__.py says so when it is missing)
 
 
-def add(sub) -> None:
+def add(sub: argparse._SubParsersAction) -> None:
     k = sub.add_parser("compile", help="check and compile one network with JAX; export it")
     k.add_argument("file", metavar="FILE")
     net_options(k, "the network to use (when the file has several)")

@@ -8,7 +8,7 @@ import sys
 from .common import EXIT_OK, Usage, net_options, one_file, print_problems, write_or_usage
 
 
-def add(sub) -> None:
+def add(sub: argparse._SubParsersAction) -> None:
     d = sub.add_parser("draw", help="draw a network as an SVG diagram")
     d.add_argument("file", metavar="FILE")
     d.add_argument("-o", "--output", required=True, metavar="OUT.svg",

@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import argparse
 
+from typing import TYPE_CHECKING
+
 from .common import EXIT_OK, EXIT_PROBLEMS, net_options, one_file, print_problems
 
+if TYPE_CHECKING:
+    from ..pipeline import CheckedFamily, Member
 
-def add(sub) -> None:
+
+def add(sub: argparse._SubParsersAction) -> None:
     x = sub.add_parser("expand", help="list the members of a family with params and MACs")
     x.add_argument("file", metavar="FILE")
     net_options(x, "the network to expand", "fix a range or set a constant (repeatable)")
@@ -38,17 +43,18 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_PROBLEMS if fam.failures else EXIT_OK
 
 
-def table(fam) -> str:
+def table(fam: CheckedFamily) -> str:
     """The members as aligned text columns, and a count line."""
     from ..rules import fmt_shape
     from ..summary import human
 
     rows = [("member", "output", "params", "MACs", "status")]
     for m in fam.members:
-        if m.ok:
+        if m.net is not None:  # m.ok, written so that the type checker narrows m.net
             rows.append((m.label, fmt_shape(m.net.output_shape), f"{m.net.params:,}",
                          human(m.net.macs), "ok"))
         else:
+            assert m.error is not None  # a member that is not ok carries its error
             d = m.error.diagnostics[0]
             where = f" at {d.span.line}:{d.span.col}" if d.span else ""
             rows.append((m.label, "-", "-", "-", f"error[{d.code}]{where}: {d.message}"))
@@ -61,12 +67,13 @@ def table(fam) -> str:
     return "\n".join(lines)
 
 
-def member_dict(m) -> dict:
+def member_dict(m: Member) -> dict:
     d = {"bindings": dict(m.bindings), "choices": list(m.choices), "ok": m.ok}
-    if m.ok:
+    if m.net is not None:  # m.ok, written so that the type checker narrows m.net
         t = m.net.totals
         d.update(output_shape=list(m.net.output_shape), params=t.params, state=t.state,
                  macs=t.macs)
     else:
+        assert m.error is not None  # a member that is not ok carries its error
         d["diagnostics"] = [x.to_dict() for x in m.error.diagnostics]
     return d

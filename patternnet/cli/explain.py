@@ -12,7 +12,7 @@ import sys
 from .common import EXIT_OK, Usage
 
 
-def add(sub) -> None:
+def add(sub: argparse._SubParsersAction) -> None:
     e = sub.add_parser("explain", help="explain a diagnostic code, e.g. E304 (no code: list "
                                        "them all)")
     e.add_argument("code", nargs="?", metavar="CODE",

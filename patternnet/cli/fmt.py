@@ -8,7 +8,7 @@ import sys
 from .common import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, expand_paths, use_color, write_or_usage
 
 
-def add(sub) -> None:
+def add(sub: argparse._SubParsersAction) -> None:
     f = sub.add_parser("fmt", help="format .pn files in place (canonical layout)")
     f.add_argument("files", nargs="+", metavar="PATH",
                    help="files, directories (searched for *.pn) or globs")

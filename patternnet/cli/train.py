@@ -15,9 +15,17 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import TYPE_CHECKING, Callable, TypeVar, Union
 
 from .common import (EXIT_INTERRUPTED, EXIT_OK, Usage, net_options, nonneg_float,
                      parse_defines, positive, positive_float, print_problems, whole)
+
+if TYPE_CHECKING:  # names for annotations: the commands import these when they run
+    from ..backend.model import Model
+    from ..backend.types import PyTree
+    from ..training.checkpoint import Checkpoint
+
+_R = TypeVar("_R")
 
 NEEDS = "train"   # the extra these commands need (cli/__init__.py says so when missing)
 
@@ -45,7 +53,7 @@ def _checkpoint_command(sub, name: str, help: str, data_help: str, *, data_requi
     return p
 
 
-def add(sub) -> None:
+def add(sub: argparse._SubParsersAction) -> None:
     """Add ``train``, ``eval`` and ``predict`` to the ``patternnet`` subparsers."""
     d = HELP_DEFAULTS
     t = sub.add_parser("train", help="train a network on the bundled digits or a .npz; "
@@ -92,7 +100,7 @@ def add(sub) -> None:
 # --- shared --------------------------------------------------------------------------
 
 
-def guarded(fn, args: argparse.Namespace):
+def guarded(fn: Callable[[argparse.Namespace], _R], args: argparse.Namespace) -> Union[_R, int]:
     """Run a command, turning the expected errors into the one-line conventions."""
     from ..diagnostics import PatternNetError, SourceError
     from ..training import TrainError
@@ -122,7 +130,7 @@ def _enable_x64_if(dtype) -> None:
         jax.config.update("jax_enable_x64", True)
 
 
-def restored(args: argparse.Namespace):
+def restored(args: argparse.Namespace) -> tuple[Model, PyTree, PyTree, Checkpoint]:
     """``(model, params, state, checkpoint)`` of ``--ckpt`` for the .pn ``args.file``."""
     from ..training import checkpoint as ckpt
     from ..training import restore

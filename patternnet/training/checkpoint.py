@@ -22,11 +22,14 @@ from __future__ import annotations
 import json
 import os
 import time
-from typing import Optional
+from typing import TYPE_CHECKING, Optional, Union
 
 import numpy as np
 
 from .data import TrainError
+
+if TYPE_CHECKING:
+    from ..backend.types import Array, PyTree
 
 FORMAT = "patternnet-checkpoint/1"
 NAME = "checkpoint.npz"
@@ -80,7 +83,8 @@ def _from_numpy(a, name: str):
     return a
 
 
-def save(path, *, params, state, opt_state, rng, meta: dict) -> None:
+def save(path: Union[str, os.PathLike[str]], *, params: PyTree, state: PyTree,
+         opt_state: PyTree, rng: Array, meta: dict) -> None:
     """Write a checkpoint atomically (the old one stays whole until the rename)."""
     import jax
 
@@ -128,7 +132,7 @@ class Checkpoint:
     """A loaded checkpoint: ``meta`` (the JSON), ``params``, ``state``, ``rng``, and the
     optimizer leaves, rebuilt into a state by ``opt_state(template)``."""
 
-    def __init__(self, path: str, meta: dict, arrays: dict):
+    def __init__(self, path: str, meta: dict, arrays: dict) -> None:
         self.path, self.meta, self._arrays = path, meta, arrays
         self.params = _unflatten(arrays, "params")
         self.state = _unflatten(arrays, "state")
@@ -147,7 +151,7 @@ class Checkpoint:
     def config(self) -> dict:
         return self.meta.get("config", {})
 
-    def opt_state(self, template):
+    def opt_state(self, template: PyTree) -> PyTree:
         """The optimizer state, with ``template``'s structure (``optimizer.init(params)``)."""
         import jax
         import jax.numpy as jnp
@@ -161,7 +165,7 @@ class Checkpoint:
         return jax.tree_util.tree_unflatten(
             treedef, [jnp.asarray(v, jnp.asarray(t).dtype) for v, t in zip(self._opt, leaves)])
 
-    def check_fits(self, params, state) -> None:
+    def check_fits(self, params: PyTree, state: PyTree) -> None:
         """Raise ``CheckpointError`` unless the arrays have the model's tree and shapes."""
         for what, mine, theirs in (("params", self.params, params), ("state", self.state, state)):
             a: dict[str, tuple] = {}
@@ -180,7 +184,7 @@ class Checkpoint:
                                           "and -D the run used")
 
 
-def load(path) -> Checkpoint:
+def load(path: Union[str, os.PathLike[str]]) -> Checkpoint:
     """Read a checkpoint (a run folder means its ``checkpoint.npz``)."""
     import zipfile
 

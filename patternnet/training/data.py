@@ -20,9 +20,12 @@ the command line.  It never imports jax.
 from __future__ import annotations
 
 import os
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from ..record import record
+
+if TYPE_CHECKING:
+    from ..backend.types import Array
 
 #: the seed of every held-out split, fixed (not ``--seed``): a run's test split must not
 #: change with the seed, or ``eval`` of a checkpoint would score training images
@@ -79,7 +82,7 @@ def load(spec: str = "digits", *, need_labels: bool = True) -> Dataset:
     return _npz(spec)
 
 
-def load_inputs(spec: str):
+def load_inputs(spec: str) -> Array:
     """Only the inputs, for ``predict``: ``x`` of a .npz (labels optional), or the
     digits' test split."""
     import numpy as np

@@ -30,7 +30,7 @@ import os
 import signal
 import threading
 import time
-from typing import Optional
+from typing import TYPE_CHECKING, Optional, TextIO, Union
 
 import numpy as np
 
@@ -40,6 +40,16 @@ from .data import Dataset, MismatchError, TrainError, check_fits
 from .data import load as load_data
 from .metrics import Metrics
 from .progress import reporter
+
+if TYPE_CHECKING:  # jax, optax and the compiler are imported where they are used
+    import optax
+
+    from ..backend.model import Model
+    from ..backend.types import Array, DType, PyTree
+    from ..checker import CheckedNet
+    from ..pipeline import SourceLike
+
+    Net = Union[SourceLike, CheckedNet]   # what compile takes
 
 OPTIMIZERS = ("sgd", "momentum", "adam", "adamw")
 SCHEDULES = ("constant", "cosine", "step")
@@ -57,7 +67,7 @@ EVAL_BATCH = 512
 class NonFiniteLoss(TrainError):
     """The loss became NaN or infinite: training stopped (the last checkpoint is kept)."""
 
-    def __init__(self, message: str, epoch: int, step: int):
+    def __init__(self, message: str, epoch: int, step: int) -> None:
         super().__init__(message)
         self.epoch, self.step = epoch, step
 
@@ -108,7 +118,7 @@ class TrainResult:
 # --- optimizers and schedules --------------------------------------------------------
 
 
-def make_schedule(name: str, lr: float, total_steps: int):
+def make_schedule(name: str, lr: float, total_steps: int) -> optax.Schedule:
     """An optax schedule: constant; cosine decay to 0 over the run; or step: x0.1 at
     50 % and again at 75 % of the run."""
     import optax
@@ -123,7 +133,8 @@ def make_schedule(name: str, lr: float, total_steps: int):
     raise ValueError(f"schedule={name!r}: expected one of {', '.join(SCHEDULES)}")
 
 
-def make_optimizer(name: str, schedule, weight_decay: float):
+def make_optimizer(name: str, schedule: optax.ScalarOrSchedule, weight_decay: float,
+                   ) -> optax.GradientTransformation:
     """An optax optimizer.  ``adamw`` decays weights decoupled (its own argument); the
     others add ``weight_decay * params`` to the gradient (L2) when it is not 0."""
     import optax
@@ -220,7 +231,8 @@ def check_devices(devices: int, batch: int) -> None:
         raise TrainError(f"--devices {devices}: only {len(have)} {kind} device(s) here{fix}")
 
 
-def evaluate(programs: _Programs, params, state, x, y, batch: int = EVAL_BATCH):
+def evaluate(programs: _Programs, params: PyTree, state: PyTree, x: np.ndarray, y: np.ndarray,
+             batch: int = EVAL_BATCH) -> tuple[float, float]:
     """(mean loss, accuracy) over ``x``, in fixed-size batches (the last one padded and
     masked, so one compiled shape serves every batch)."""
     n = len(x)
@@ -240,7 +252,8 @@ def evaluate(programs: _Programs, params, state, x, y, batch: int = EVAL_BATCH):
     return loss_sum / n, correct / n
 
 
-def predict(model, params, state, x, batch: int = EVAL_BATCH):
+def predict(model: Model, params: PyTree, state: PyTree, x: Array, batch: int = EVAL_BATCH,
+            ) -> tuple[np.ndarray, np.ndarray]:
     """``(logits, probabilities)`` of the network on ``x`` (NumPy), batch by batch; for a
     network ending in SOFTMAX the logits are that SOFTMAX's input."""
     import jax
@@ -255,7 +268,7 @@ def predict(model, params, state, x, batch: int = EVAL_BATCH):
 # --- data order ----------------------------------------------------------------------
 
 
-def epoch_order(seed: int, epoch: int, n: int):
+def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
     """The training examples' order in ``epoch``: a pure function of (seed, epoch)."""
     return np.random.default_rng([seed, epoch]).permutation(n)
 
@@ -263,8 +276,9 @@ def epoch_order(seed: int, epoch: int, n: int):
 # --- compiling the network against the data ------------------------------------------
 
 
-def compile_for(source_or_path, data_shape: tuple, classes: int, *, net=None, define=None,
-                dtype="float32"):
+def compile_for(source_or_path: Net, data_shape: tuple, classes: int, *,
+                net: Optional[str] = None, define: Optional[dict] = None,
+                dtype: DType = "float32") -> Model:
     """The model, with a bare INPUT taking the data's shape and a bare final FC the
     data's classes.  A written shape that disagrees is a ``MismatchError``."""
     from ..backend import compile as _compile
@@ -354,7 +368,7 @@ def _data_id(data: Dataset) -> dict:
             "shape": list(data.input_shape), "classes": data.classes, "labels": h.hexdigest()}
 
 
-def run_label(source_or_path, net) -> str:
+def run_label(source_or_path: Net, net: Optional[str]) -> str:
     """The run's name: ``net``, else the .pn file's stem, else "net"."""
     if net:
         return net
@@ -364,7 +378,8 @@ def run_label(source_or_path, net) -> str:
     return "net"
 
 
-def default_run_dir(source_or_path, net=None, root: str = "runs") -> str:
+def default_run_dir(source_or_path: Net, net: Optional[str] = None, root: str = "runs",
+                    ) -> str:
     """``runs/<net>-<YYYYmmdd-HHMMSS>`` (a suffix when that exists already)."""
     base = os.path.join(root, f"{run_label(source_or_path, net)}-"
                               f"{time.strftime('%Y%m%d-%H%M%S')}")
@@ -375,13 +390,16 @@ def default_run_dir(source_or_path, net=None, root: str = "runs") -> str:
     return path
 
 
-def train(source_or_path, *, data="digits", epochs: Optional[int] = None,
+def train(source_or_path: Net, *, data: Union[str, Dataset] = "digits",
+          epochs: Optional[int] = None,
           batch: Optional[int] = None, lr: Optional[float] = None,
           optimizer: Optional[str] = None, schedule: Optional[str] = None,
           weight_decay: Optional[float] = None, seed: Optional[int] = None,
-          out: Optional[str] = None, resume=False, devices: int = 1,
+          out: Optional[str] = None, resume: Union[bool, str, os.PathLike[str]] = False,
+          devices: int = 1,
           dtype: Optional[str] = None, net: Optional[str] = None,
-          define: Optional[dict] = None, progress=False, stream=None) -> TrainResult:
+          define: Optional[dict] = None, progress: Union[bool, str] = False,
+          stream: Optional[TextIO] = None) -> TrainResult:
     """Train a network and return a ``TrainResult`` (model, params, state, history).
 
     ``data``: "digits" (scikit-learn's bundled digits), a ``.npz`` path, or a
@@ -608,8 +626,9 @@ class _Run:
 # --- a trained network back from its checkpoint --------------------------------------
 
 
-def restore(source_or_path, checkpoint, *, net: Optional[str] = None,
-            define: Optional[dict] = None):
+def restore(source_or_path: Net, checkpoint: Union[ckpt.Checkpoint, str, os.PathLike[str]], *,
+            net: Optional[str] = None, define: Optional[dict] = None,
+            ) -> tuple[Model, PyTree, PyTree, ckpt.Checkpoint]:
     """``(model, params, state, ckpt)`` from a checkpoint (or run folder) and the .pn
     it was trained from; ``net``/``define`` default to the run's, and a bare INPUT and a
     bare final FC take the shape and classes the run trained with."""
@@ -634,7 +653,8 @@ def restore(source_or_path, checkpoint, *, net: Optional[str] = None,
     return model, params, state, saved
 
 
-def evaluate_checkpoint(model, params, state, dataset: Dataset):
+def evaluate_checkpoint(model: Model, params: PyTree, state: PyTree, dataset: Dataset,
+                        ) -> tuple[float, float]:
     """(mean loss, accuracy) of a restored model on ``dataset``'s test split."""
     check_fits(dataset, model.input_shape, model.output_shape, exact=False)
     return evaluate(_Programs(model, None, None, 1), params, state, dataset.x_test,

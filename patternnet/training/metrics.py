@@ -11,7 +11,7 @@ from typing import Optional, TextIO
 class Metrics:
     """``metrics.jsonl`` (appended, one JSON object a line) and ``metrics.png``."""
 
-    def __init__(self, run_dir: Optional[str]):
+    def __init__(self, run_dir: Optional[str]) -> None:
         self.path = os.path.join(run_dir, "metrics.jsonl") if run_dir else None
         self.steps: list = []     # (step / steps_per_epoch, loss) for the plot
         self.file: Optional[TextIO] = None
@@ -49,11 +49,11 @@ class Metrics:
             self.file = open(self.path, "a", encoding="utf-8")
         self.file.write(json.dumps(rec) + "\n")
 
-    def flush(self):
+    def flush(self) -> None:
         if self.file is not None:
             self.file.flush()
 
-    def close(self):
+    def close(self) -> None:
         if self.file is not None:
             self.file.close()
             self.file = None

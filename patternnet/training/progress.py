@@ -4,7 +4,7 @@ progress bar (``reporter`` picks); ``patternnet.train`` calls ``header``, ``star
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional, TextIO, Union
 
 # --- reporters -----------------------------------------------------------------------
 
@@ -83,7 +83,7 @@ class _Bar(_Silent):
             self.progress = None
 
 
-def reporter(progress, stream):
+def reporter(progress: Union[bool, str, None], stream: Optional[TextIO]) -> _Silent:
     import sys
 
     stream = stream or sys.stdout
