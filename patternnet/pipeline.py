@@ -120,7 +120,9 @@ def check_resolved(resolved: Union[Network, Family], program: Program,
     """``check`` after resolve: one network, or every member of a family."""
     if classes is not None and (isinstance(classes, bool) or not isinstance(classes, int)
                                 or classes < 1):
-        raise SourceError([Diagnostic("E004", f"classes={classes!r}: expected a positive integer")])
+        raise SourceError([Diagnostic("E004", f"classes={classes!r}: expected a positive integer",
+                                      help="the number of classes a bare final FC outputs, "
+                                      "e.g. classes=10 (--classes 10)")])
     if isinstance(resolved, Network):
         result = attempt(resolved, shape, classes, strict).result
         if isinstance(result, PatternNetError):

@@ -57,6 +57,8 @@ def test_the_light_commands_need_no_extra(files):
     assert r.returncode == 0 and "2 members, 2 ok" in r.stdout, r.stderr
     r = light("draw", "net.pn", "-o", "net.svg", cwd=files)
     assert r.returncode == 0 and (files / "net.svg").read_text().startswith("<svg"), r.stderr
+    r = light("explain", "E304", cwd=files)
+    assert r.returncode == 0 and "E304" in r.stdout, r.stderr
     r = light("fmt", "messy.pn", cwd=files)
     assert r.returncode == 0 and "reformatted" in r.stdout, r.stderr
     assert (files / "messy.pn").read_text() == "INPUT(8x8x1) -> CONV(4) -> RELU -> FC(10)\n"
