@@ -100,7 +100,8 @@ def _entry(chunk: str) -> Entry:
     while lines and lines[0].strip():
         key, sep, value = lines.pop(0).partition(": ")
         if not sep or key not in _KEYS or key in keys:
-            raise IndexFormatError(f"{code}: `{key}` is not one of {', '.join(_KEYS)} (or is repeated)")
+            raise IndexFormatError(f"{code}: `{key}` is not one of {', '.join(_KEYS)} "
+                                   "(or is repeated)")
         keys[key] = value.strip()
     prose, blocks = _split("\n".join(lines))
     why, fix = _why_and_fix(code, prose)
@@ -120,7 +121,9 @@ def _entry(chunk: str) -> Entry:
 def _split(body: str) -> tuple[list[str], list[str]]:
     """The prose paragraphs (fences removed) and the ```pn blocks, each in order; the
     prose keeps a marker where a block stood, so the example and the fix are told apart."""
-    prose, blocks, code = [], [], None
+    prose: list[str] = []
+    blocks: list[str] = []
+    code: Optional[list[str]] = None   # the lines of the ```pn block being read
     for line in body.split("\n"):
         if code is None and line.startswith("```"):
             if line.strip() != "```pn":
@@ -200,7 +203,7 @@ def run(program: str, options: tuple = ()) -> Outcome:
         d = e.diagnostics
         return Outcome(tuple(x.code for x in d), tuple(x.severity for x in d), e.render(), True)
     nets = [m.net for m in result.members] if hasattr(result, "members") else [result]
-    notes = tuple(d for n in nets for d in n.notes)
+    notes = tuple(d for n in nets if n is not None for d in n.notes)
     return Outcome(tuple(d.code for d in notes), tuple(d.severity for d in notes),
                    render_all(notes, {EXAMPLE_FILE: program}), False)
 
