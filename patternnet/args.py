@@ -14,11 +14,14 @@ three, so that no stage reaches into another for them:
 
 from __future__ import annotations
 
+from typing import Any, Optional
+
 from . import ast as A
 from .diagnostics import Diagnostic, Fail
 
 
-def normalize_arg(v, spec, layer: str, span=None, trace=()):
+def normalize_arg(v: Any, spec: Any, layer: str, span: Optional[A.Span] = None,
+                  trace: tuple = ()) -> Any:
     """Validate and normalise one layer argument (see the kinds in layers.py): a written
     one in the resolver, and each of the table's defaults once, in layers.py (``None``
     stays ``None``).  Raises ``Fail`` with an E206."""
@@ -72,7 +75,7 @@ def normalize_arg(v, spec, layer: str, span=None, trace=()):
     raise AssertionError(f"unknown argument kind {kind!r}")
 
 
-def show(v) -> str:
+def show(v: Any) -> str:
     """``v`` as the source text that writes it."""
     if isinstance(v, bool):
         return "true" if v else "false"
@@ -84,7 +87,7 @@ def show(v) -> str:
 # --- layer expressions ---------------------------------------------------------------
 
 
-def plus_spine(x) -> list:
+def plus_spine(x: Any) -> list:
     """The operands of ``a + b + c`` (left-nested BinOps), iteratively."""
     items = []
     while isinstance(x, A.BinOp) and x.op == "+":
@@ -95,7 +98,7 @@ def plus_spine(x) -> list:
     return items
 
 
-def as_layer(x):
+def as_layer(x: Any) -> Any:
     """``x`` read in a position that must be a layer expression.
 
     ``b*2`` becomes a repeat of block ``b``, ``(a + b)`` a residual add, a bare name a

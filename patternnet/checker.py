@@ -10,7 +10,7 @@ layer with a stable path, applies the bare-layer defaults, and collects errors
 from __future__ import annotations
 
 from operator import attrgetter
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Iterator, Optional, Sequence, Union
 
 from .record import field, record
 from . import limits
@@ -80,7 +80,7 @@ class CBranches:
 CNode = Union[CLayer, CSeq, CRepeat, CBranches]
 
 
-def walk(node: CNode):
+def walk(node: CNode) -> Iterator[CNode]:
     """Every node of a checked graph, depth first in execution order, ``node`` itself
     first: the one walk that the backend, the diagram and the tests share."""
     stack = [node]
@@ -95,7 +95,7 @@ def walk(node: CNode):
             stack.extend(reversed(n.branches))
 
 
-def layers_in(node: CNode):
+def layers_in(node: CNode) -> Iterator[CLayer]:
     """The layers of a checked graph (or part of one), execution order."""
     return (n for n in walk(node) if isinstance(n, CLayer))
 
@@ -341,7 +341,8 @@ class _Walker:
             target = next((o for o in outs if o is not None), None)
             if target is None:
                 raise self.fail("E306", "every branch is SKIP: there is nothing to add to",
-                                b.span, b.trace, help="give one branch layers: `(CONV -> BN + SKIP)`")
+                                b.span, b.trace,
+                                help="give one branch layers: `(CONV -> BN + SKIP)`")
             for i in skips:
                 skip_layer = b.items[i].items[0]
                 s.rf, s.jump = rf0, jump0
@@ -581,7 +582,8 @@ class Attempt:
         return isinstance(self.result, CheckedNet)
 
 
-def check_network(net: Network, *, input_shape=None, classes=None, strict=False,
+def check_network(net: Network, *, input_shape: Optional[Sequence[int]] = None,
+                  classes: Optional[int] = None, strict: bool = False,
                   choices: Sequence[bool] = ()) -> CheckedNet:
     """Check one resolved network; raise ShapeError with every error found.
 
@@ -594,7 +596,8 @@ def check_network(net: Network, *, input_shape=None, classes=None, strict=False,
     return result
 
 
-def attempt(net: Network, input_shape=None, classes=None, strict=False,
+def attempt(net: Network, input_shape: Optional[Sequence[int]] = None,
+            classes: Optional[int] = None, strict: bool = False,
             choices: Sequence[bool] = ()) -> Attempt:
     """Check ``net`` under ``choices`` without raising: an ``Attempt``."""
     result, w = _walk(net, input_shape, classes, strict, choices)

@@ -48,7 +48,7 @@ class Fail(Exception):
     network's resolution, a walk or a `?` in the checker).  Internal: each stage catches
     it and raises its PatternNetError, so it never leaves the pipeline."""
 
-    def __init__(self, diag: Diagnostic):
+    def __init__(self, diag: Diagnostic) -> None:
         super().__init__(diag.message)
         self.diag = diag
 
@@ -62,7 +62,7 @@ class PatternNetError(Exception):
 
     stage = "input"
 
-    def __init__(self, diagnostics: Sequence[Diagnostic], sources: Optional[dict] = None):
+    def __init__(self, diagnostics: Sequence[Diagnostic], sources: Optional[dict] = None) -> None:
         self.diagnostics = tuple(diagnostics)
         self.sources = dict(sources or {})
         first = self.diagnostics[0] if self.diagnostics else None
