@@ -158,7 +158,8 @@ class _Builder:
         for a in call.args or ():
             if a.name is None and not isinstance(a.value, A.Name):
                 self._err("E109", "a block parameter must be a name", a.span,
-                          help=f"write `{call.name}(c, k=2) = ...`: names, optionally with defaults")
+                          help=f"write `{call.name}(c, k=2) = ...`: names, optionally with "
+                          "defaults")
                 continue
             pname = a.name if a.name is not None else a.value.name
             if pname in seen:
@@ -244,7 +245,8 @@ class _Builder:
         (t,) = c
         v = float(t)
         if v in (float("inf"), float("-inf")):
-            self._err("E107", f"number `{t}` is too large", self._sp(t), help="use a smaller number")
+            self._err("E107", f"number `{t}` is too large", self._sp(t),
+                      help="use a smaller number")
             v = 0.0
         return A.Float(v, str(t), self._sp(t))
 
@@ -656,7 +658,8 @@ def parse_source(source: Source) -> A.Program:
     for st in statements:
         _validate(st, diags)
     if diags:
-        diags = sorted(_dedupe(diags), key=lambda d: (d.span.line, d.span.col) if d.span else (0, 0))
+        diags = sorted(_dedupe(diags),
+                       key=lambda d: (d.span.line, d.span.col) if d.span else (0, 0))
         raise ParseError(diags[: limits.MAX_ERRORS], {source.name: text})
     seen = set()
     uniq = [c for c in comments if not (c.span.start in seen or seen.add(c.span.start))]

@@ -572,7 +572,8 @@ class _Resolver:
         frame = Frame(name, node.span)
         body_ast = target.body if isinstance(target, A.BlockDef) else target.value
         size = self.block_size(name, body_ast, inner_env, ())
-        if self.created + size > limits.MAX_LAYERS or self.expanded + size * mult > limits.MAX_LAYERS:
+        if (self.created + size > limits.MAX_LAYERS
+                or self.expanded + size * mult > limits.MAX_LAYERS):
             many = (f"{size:,} layers" + (f", {mult:,} times" if mult > 1 else "")
                     if size * mult <= 10 * limits.MAX_LAYERS else "far more layers")
             raise _fail("E208", f"block `{name}` expands to {many}: more than "

@@ -152,7 +152,7 @@ def check_value_and_grad(model, params, state, x, yshape, train, key, rng, losse
     if "cross_entropy" in losses:
         labels_for["cross_entropy"] = rng.integers(0, yshape[-1], size=yshape[0])
     for loss_name, labels in labels_for.items():
-        def value(p):
+        def value(p, labels=labels, loss_name=loss_name):  # this iteration's
             (l, _), _ = model.value_and_grad(p, state, x, labels, loss=loss_name, train=train,
                                              rng=key)
             return float(l)

@@ -221,7 +221,8 @@ def test_example_shapes_under_scan(file, net):
     x = jax.ShapeDtypeStruct((2,) + model.input_shape, jnp.float32)
     for train in (False, True):
         y, new = jax.eval_shape(
-            lambda p, s, x: model.apply(p, s, x, train=train, rng=jax.random.key(1)),
+            lambda p, s, x: model.apply(p, s, x, train=train,  # noqa: B023 (traced now)
+                                        rng=jax.random.key(1)),
             params, state, x)
         assert tuple(y.shape) == (2,) + model.output_shape
         assert jax.tree_util.tree_structure(new) == jax.tree_util.tree_structure(state)
@@ -283,7 +284,8 @@ def test_stacked_scan_program_does_not_grow_with_copies():
         model = patternnet.compile(f"INPUT(8x8x4) -> [CONV(4) -> BN -> RELU]*{k} -> GAP -> FC(3)",
                                    scan=True, layout="stacked")
         params, state = model.init(0)
-        jaxpr = jax.make_jaxpr(lambda p, s, x: model.value_and_grad(p, s, x, jnp.zeros(2, int)))(
+        jaxpr = jax.make_jaxpr(
+            lambda p, s, x, model=model: model.value_and_grad(p, s, x, jnp.zeros(2, int)))(
             params, state, jnp.zeros((2, 8, 8, 4)))
         sizes.append(len(str(jaxpr)))
     assert sizes[1] < sizes[0] * 1.05
