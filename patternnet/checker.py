@@ -151,20 +151,28 @@ class CheckedNet:
 
 @record
 class _Copy:
-    """The copy of a repeat being checked, and the spatial sizes each copy went through."""
+    """The copy of a repeat being checked, and the spatial sizes each copy went through.
+
+    Both are cons-lists ``(newest, rest)``: a copy extends them in constant time, so a
+    repeat of any count is checked in time linear in its count (tuples rebuilt per copy
+    made ``CONV*32000`` quadratic)."""
     span: Span
     index: int
     count: int
-    trails: tuple[tuple[str, ...], ...]  # one per copy so far, this copy's last
+    trail: tuple           # cons-list of this copy's sizes, newest first
+    earlier: Optional[tuple]  # cons-list of the earlier copies' trails, newest first
 
     @property
-    def trail(self) -> tuple[str, ...]:
-        return self.trails[-1]
+    def last(self) -> str:
+        return self.trail[0]
 
     def passing(self, size: str) -> "_Copy":
         """This copy, its trail extended by ``size``."""
-        return _Copy(self.span, self.index, self.count,
-                     self.trails[:-1] + (self.trails[-1] + (size,),))
+        return _Copy(self.span, self.index, self.count, (size, self.trail), self.earlier)
+
+    def trails(self) -> list[list[str]]:
+        """Each copy's sizes so far, oldest copy and size first."""
+        return [_items(t) for t in _items(self.earlier)] + [_items(self.trail)]
 
 
 class _State:
@@ -288,13 +296,14 @@ class _Walker:
         return body, shape
 
     def repeat(self, r: RRepeat, shape):
-        copies, trails = [], ()
+        copies, earlier = [], None
         s = self.state
         outer = s.copies
         for i in range(r.count):
-            s.copies = outer + (_Copy(r.span, i + 1, r.count, trails + ((_spatial(shape),),)),)
+            s.copies = outer + (_Copy(r.span, i + 1, r.count, (_spatial(shape), None), earlier),)
             body, shape = self.seq(r.body, shape)
-            trails = s.copies[-1].trails
+            done = s.copies[-1]
+            earlier = (done.trail, done.earlier)
             copies.append(body)
         s.copies = outer
         return CRepeat(tuple(copies), r.span), shape
@@ -322,7 +331,10 @@ class _Walker:
         return None, shape
 
     def branches(self, b: RBranches, shape):
-        outs, bodies, skips = [], [], []
+        # a SKIP branch's body and shape are None until the others give its target
+        outs: list[Optional[tuple]] = []
+        bodies: list[Optional[CSeq]] = []
+        skips: list[int] = []
         s = self.state
         rf0, jump0 = s.rf, s.jump
         rfs = []
@@ -345,15 +357,16 @@ class _Walker:
                                 help="give one branch layers: `(CONV -> BN + SKIP)`")
             for i in skips:
                 skip_layer = b.items[i].items[0]
+                assert isinstance(skip_layer, RLayer)  # _is_skip said so
                 s.rf, s.jump = rf0, jump0
                 bodies[i] = CSeq((self.skip(skip_layer, shape, target),))
                 outs[i] = target
                 rfs.append((s.rf, s.jump))
-            for item, out in zip(b.items, outs):
-                if out != target:
+            for item, got in zip(b.items, outs):
+                if got != target:
                     raise self.fail(
                         "E304", f"`+` needs branches of one shape: {fmt_shape(target)} and "
-                        f"{fmt_shape(out)}", item.span, b.trace,
+                        f"{fmt_shape(got)}", item.span, b.trace,
                         help="make both branches produce the same shape, or use SKIP, which "
                         "projects with a 1x1 CONV -> BN when the shapes differ")
             result = target
@@ -363,9 +376,11 @@ class _Walker:
                                 b.trace, help="use ID to pass the input through a `|` branch")
             result = self.concat(b, outs)
         if rfs:
-            s.rf = tuple(max(r[0][k] for r in rfs) for k in (0, 1))
-            s.jump = tuple(max(r[1][k] for r in rfs) for k in (0, 1))
-        return CBranches(b.op, tuple(bodies), result, b.span), result
+            s.rf = (max(r[0][0] for r in rfs), max(r[0][1] for r in rfs))
+            s.jump = (max(r[1][0] for r in rfs), max(r[1][1] for r in rfs))
+        done = tuple(body for body in bodies if body is not None)
+        assert len(done) == len(bodies)  # every SKIP has its body by now
+        return CBranches(b.op, done, result, b.span), result
 
     def concat(self, b: RBranches, outs):
         first = outs[0]
@@ -423,7 +438,7 @@ class _Walker:
                        self._static[id(rl)][3])
         if s.copies and r.out_shape != shape and len(r.out_shape) == 3:
             size = _spatial(r.out_shape)
-            if size != s.copies[-1].trail[-1]:
+            if size != s.copies[-1].last:
                 s.copies = s.copies[:-1] + (s.copies[-1].passing(size),)
         s.prev_kind = kind
         return self.emit(layer), r.out_shape
@@ -556,8 +571,15 @@ def _where(span: Span) -> str:
 
 
 def _copy_trails(copy: _Copy, failing: str) -> str:
-    parts = [f"copy {i}: " + "→".join(t) for i, t in enumerate(copy.trails, 1)]
+    trails = copy.trails()
+    parts = [f"copy {i}: " + "→".join(t) for i, t in enumerate(trails, 1)]
+    if len(parts) > _TRAILS_SHOWN:  # a note of 30,000 copies would bury the error
+        head, tail = _TRAILS_SHOWN // 2, _TRAILS_SHOWN - _TRAILS_SHOWN // 2 - 1
+        parts = parts[:head] + [f"... {len(parts) - head - tail:,} more"] + parts[-tail:]
     return ", ".join(parts) + f", then {failing}"
+
+
+_TRAILS_SHOWN = 8  # copies listed in full; past it, the first four and the last three
 
 
 def _is_skip(seq: RSeq) -> bool:

@@ -73,20 +73,23 @@ KNOWN_INPUTS = (
 
 #: what the slow run found (2026-12-02, 10 of its 20,000 inputs, all cut at the time
 #: bound; no exception escaped and no formatter promise broke), each the smallest
-#: input of its kind; they fail until fixed, then stay as regressions
+#: input of its kind; fixed, and kept as regressions
 FOUND_INPUTS = (
-    # the checker's repeat is quadratic in its count (each copy extends a tuple of
-    # every copy so far, checker.py's repeat and _Copy): CONV*8000 checks in 0.5 s of
-    # CPU, CONV*32000 in 5.5 s, a chain of 32,000 CONVs in 1.8 s (inputs #8698, #8942,
-    # #10114, #13536, #16437, #6935, #1386)
+    # the checker's repeat was quadratic in its count (each copy extended a tuple of
+    # every copy so far): CONV*32000 took 5.5 s, [FC(3)]*32000 29 s, a chain of 32,000
+    # CONVs 1.8 s (inputs #8698, #8942, #10114, #13536, #16437, #6935, #1386); the
+    # trails are cons-lists now, and CONV*32000 takes 1.7 s
     "INPUT -> CONV*31902 -> FC\n",
     "INPUT -> CONV*78128 -> FC\n",
-    # a family's members are each within MAX_LAYERS and their count within
-    # MAX_FAMILY_MEMBERS, but nothing bounds the layers checked over all of them:
+    "INPUT(4) -> [FC(3)]*32000 -> FC\n",
+    # a family's members were each within MAX_LAYERS and their count within
+    # MAX_FAMILY_MEMBERS, but nothing bounded the layers checked over all of them:
     # 4,096 members of up to 8,192 layers (input #2716; #1346 with 0..601, and #593,
-    # cs231n.pn with n in 0..64)
+    # cs231n.pn with n in 0..64); now E217 (MAX_FAMILY_LAYERS) before checking any,
+    # or, where `?`s multiply the checks, once the checks have gone through the limit
     "n in 0..4095\nINPUT -> [CONV -> RELU]*n -> FC\n",
     "n in 0..601\nINPUT -> [CONV -> RELU]*n -> FC\n",
+    "n in 1..2\nINPUT(4) -> FC(3)*30000 -> RELU? -> RELU? -> RELU? -> FC(n)\n",
 )
 
 
@@ -401,15 +404,16 @@ def time_bound() -> float:
     * 50x the slowest example's check (best of three): examples/cs231n.pn, a family of
       180 members, about 0.10 s on the idle 2-core dev machine, so about 5 s.  Most
       inputs are a seed file a few edits away and take milliseconds.
-    * 3x a network at the MAX_LAYERS limit, projected from the examples' cost per
-      layer checked (all of them together, parse and resolve included, so an
-      overestimate; about 40 us a layer on the dev machine, so about 12 s): a number
-      substituted into a repeat count makes such networks, and the fuzz checks each
-      input twice (as written, then formatted); the third is headroom.
+    * 3x the most layers one check may go through -- a family at MAX_FAMILY_LAYERS
+      (200,000: twice MAX_LAYERS) -- projected from the examples' cost per layer
+      checked (all of them together, parse and resolve included, so an overestimate;
+      about 40 us a layer on the dev machine, so about 24 s): a number substituted
+      into a repeat count or a range makes such inputs, and the fuzz checks each input
+      twice (as written, then formatted); the third is headroom.
 
-    and at least 3 s.  A check that is linear in the layers it checks stays inside; one
-    that is quadratic in a repeat count, or a family whose members together check
-    millions of layers, does not."""
+    and at least 3 s.  A check that is linear in the layers it goes through stays
+    inside; one that is quadratic in a repeat count, or a family whose members together
+    go through millions of layers, does not."""
     seconds, layers, slowest = 0.0, 0, 0.0
     for name, _ in corpus():
         if name.startswith("examples/"):
@@ -421,7 +425,11 @@ def time_bound() -> float:
             seconds += min(runs)
             layers += sum(_layers_checked(r) for r in report.results)
             slowest = max(slowest, min(runs))
-    return max(3.0, 50 * slowest, 3 * limits.MAX_LAYERS * seconds / max(1, layers))
+    return max(3.0, 50 * slowest, 3 * _most_layers() * seconds / max(1, layers))
+
+
+def _most_layers() -> int:
+    return max(limits.MAX_LAYERS, limits.MAX_FAMILY_LAYERS)
 
 
 def _layers_checked(result) -> int:
