@@ -5,7 +5,7 @@ Codes: E1xx syntax, E2xx names and resolution, E3xx shapes, E0xx files and usage
 
 from __future__ import annotations
 
-from typing import Iterable, Optional, Sequence
+from typing import Any, Iterable, Optional, Sequence
 
 from .record import record
 from .ast import Span
@@ -30,7 +30,7 @@ class Diagnostic:
     trace: tuple[Frame, ...] = ()  # innermost call last
 
     def to_dict(self) -> dict:
-        d = {"code": self.code, "severity": self.severity, "message": self.message,
+        d: dict[str, Any] = {"code": self.code, "severity": self.severity, "message": self.message,
              "help": self.help, "notes": list(self.notes), "label": self.label}
         if self.span is not None:
             s = self.span
@@ -156,10 +156,11 @@ def styled(lines: Sequence[Sequence[tuple[str, Optional[str]]]]) -> str:
 
 def _lines(d: Diagnostic, sources: dict) -> list[list[tuple[str, Optional[str]]]]:
     """The diagnostic as lines of (text, style name or None) segments."""
-    out = [[(f"{d.severity}[{d.code}]", d.severity), (": " + d.message, "bold")]]
+    Line = list[tuple[str, Optional[str]]]
+    out: list[Line] = [[(f"{d.severity}[{d.code}]", d.severity), (": " + d.message, "bold")]]
     span = d.span
     gutter = len(str(span.end_line if span else 1)) + 1
-    bar = (" " * gutter + "|", "blue")
+    bar: tuple[str, Optional[str]] = (" " * gutter + "|", "blue")
     if span is not None:
         out.append([(" " * (gutter - 1) + "--> ", "blue"), (str(span), None)])
         text = sources.get(span.file)
@@ -176,7 +177,7 @@ def _lines(d: Diagnostic, sources: dict) -> list[list[tuple[str, Optional[str]]]
                 out.append([(f"{span.line:>{gutter - 1}} |", "blue"), (f" {line}", None)])
                 out.append([bar, (" ", None), (carets + label, d.severity)])
     pad = " " * gutter
-    frames = list(reversed(d.trace))
+    frames: list[Optional[Frame]] = list(reversed(d.trace))
     if len(frames) > 6:  # innermost three, outermost two
         frames = frames[:3] + [None] + frames[-2:]
     for frame in frames:
@@ -197,7 +198,9 @@ def _window(line: str, col: int, end: int, width: int = 100) -> tuple[str, int, 
         return line, col, end
     end = min(end, col + width - 20)
     start = max(0, col - 1 - 20)
+    start = 0 if start <= 3 else start  # "..." for three characters or fewer hides nothing
     stop = min(len(line), max(end - 1 + 20, start + width))
+    stop = len(line) if len(line) - stop <= 3 else stop
     head = "..." if start > 0 else ""
     tail = "..." if stop < len(line) else ""
     shift = start - len(head)

@@ -12,3 +12,5 @@ MAX_ERRORS = 50                 # diagnostics reported from one file
 MAX_INT_DIGITS = 18             # an integer literal
 MAX_CALL_DEPTH = 64             # nested block calls
 MAX_FAMILY_MEMBERS = 4096       # members of a family checked or expanded
+MAX_FAMILY_LAYERS = 200_000     # layers checked over all of a family's members: two
+                                # networks at MAX_LAYERS (one at the limit, with a `?`)

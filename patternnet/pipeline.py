@@ -19,7 +19,9 @@ from .checker import CheckedNet, attempt
 from .diagnostics import Diagnostic, PatternNetError, ResolveError, ShapeError, SourceError
 from .parser import parse_source
 from .record import field, record
-from .resolver import Family, FreeRange, Network, resolve
+from .ast import Span
+from .resolver import (Family, FreeRange, Network, RBlock, RBranches, ROptional, RRepeat,
+                       RSeq, resolve)
 from .source import Source, read
 
 #: what ``load`` takes: a path, source text, or an already parsed ``Program``
@@ -128,7 +130,7 @@ def check_resolved(resolved: Union[Network, Family], program: Program,
         if isinstance(result, PatternNetError):
             raise result
         return result
-    fam = _family(resolved, shape, classes, strict)
+    fam = _family(resolved, program, shape, classes, strict)
     if fam.failures:
         raise members_failed(fam, program)
     return fam
@@ -141,37 +143,35 @@ def expand(source_or_path: SourceLike, *, net: Optional[str] = None,
     program = load(source_or_path)
     shape = parse_shape(input_shape)
     resolved = resolve(program, net=net, define=define)
-    return _family(resolved, shape, classes, strict)
+    return _family(resolved, program, shape, classes, strict)
 
 
-def _family(resolved, shape, classes, strict) -> CheckedFamily:
+def _family(resolved, program: Program, shape, classes, strict) -> CheckedFamily:
     if isinstance(resolved, Network):
         nets = [(dict(resolved.bindings), resolved)]
         free, name = (), resolved.name
     else:
         nets = list(resolved.members())
         free, name = resolved.free, resolved.name
+    budget = _Budget(program)
+    budget.before_any(resolved, nets)
     members: list[Member] = []
     for binding, net in nets:
         bind = tuple(binding.items())
         if isinstance(net, PatternNetError):
             members.append(Member(bind, (), None, net))
         else:
-            _explore(net, shape, classes, strict, [], bind, members)
-        if len(members) > limits.MAX_FAMILY_MEMBERS:
-            raise ResolveError([Diagnostic(
-                "E216", f"the family has more than {limits.MAX_FAMILY_MEMBERS:,} members "
-                "(limit MAX_FAMILY_MEMBERS), counting each on/off of every `?`",
-                help="narrow the ranges or fix some with -D name=value")])
+            _explore(net, shape, classes, strict, bind, members, budget)
     return CheckedFamily(name, free, tuple(members))
 
 
-def _explore(net: Network, shape, classes, strict, prefix: list, bind, out: list) -> None:
+def _explore(net: Network, shape, classes, strict, bind, out: list, budget: "_Budget") -> None:
     """Depth-first over the on/off of each `?` met; a choice to keep a `?` that does not
     fit is the same member as leaving it out, so it is not listed twice."""
-    stack = [list(prefix)]
+    stack: list[list[bool]] = [[]]
     while stack:
         choices = stack.pop()
+        budget.spend(net)
         a = attempt(net, shape, classes, strict, choices)
         if a.dropped_on:
             continue
@@ -185,7 +185,66 @@ def _explore(net: Network, shape, classes, strict, prefix: list, bind, out: list
             continue
         out.append(Member(bind, tuple(choices), result, None))
         if len(out) > limits.MAX_FAMILY_MEMBERS:
+            raise budget.refuse("E216", f"each on/off of every `?` makes more than "
+                                f"{limits.MAX_FAMILY_MEMBERS:,} members, over the limit "
+                                "(MAX_FAMILY_MEMBERS)", net)
+
+
+class _Budget:
+    """The layers a family's check may go through, all members and `?` choices
+    together (``MAX_FAMILY_LAYERS``): each member is bounded by ``MAX_LAYERS`` and
+    their number by ``MAX_FAMILY_MEMBERS``, but 4,096 members of 8,000 layers would
+    take minutes.  Refused before checking anything when one check per binding is
+    already over; else counted per check, since every `?` doubles the checks."""
+
+    def __init__(self, program: Program) -> None:
+        self.left = limits.MAX_FAMILY_LAYERS
+        self.program = program
+
+    def before_any(self, resolved, nets: list) -> None:
+        total = sum(n.layer_count for _, n in nets if isinstance(n, Network))
+        if total <= self.left or not isinstance(resolved, Family):
             return
+        r = max(resolved.free, key=lambda f: len(f.values))  # as E216 does: the widest
+        raise ResolveError([Diagnostic(
+            "E217", f"the family's {len(nets):,} members have {total:,} layers in all, over "
+            f"the limit of {limits.MAX_FAMILY_LAYERS:,} (MAX_FAMILY_LAYERS)", r.span,
+            help=f"narrow the ranges (`{r.name}` alone has {len(r.values):,} values), "
+            "or fix some with -D name=value")], {self.program.file: self.program.text})
+
+    def spend(self, net: Network) -> None:
+        self.left -= net.layer_count
+        if self.left < 0:
+            raise self.refuse("E217", "checking each on/off of every `?` goes through more "
+                              f"than {limits.MAX_FAMILY_LAYERS:,} layers, over the limit "
+                              "(MAX_FAMILY_LAYERS)", net)
+
+    def refuse(self, code: str, message: str, net: Network) -> ResolveError:
+        return ResolveError([Diagnostic(
+            code, message, _first_optional(net.body),
+            help="write fewer `?` (each one doubles the members), or fix ranges with "
+            "-D name=value")], {self.program.file: self.program.text})
+
+
+def _first_optional(node) -> Optional[Span]:
+    """The span of the first `?` in a resolved body, depth first."""
+    if isinstance(node, ROptional):
+        return node.span
+    for child in _children(node):
+        span = _first_optional(child)
+        if span is not None:
+            return span
+    return None
+
+
+def _children(node) -> tuple:
+    if isinstance(node, RSeq):
+        return node.items
+    if isinstance(node, RBranches):
+        return node.items
+    if isinstance(node, (RRepeat, RBlock)):
+        return (node.body,)
+    return ()
 
 
 def members_failed(fam: CheckedFamily, program: Program) -> ShapeError:

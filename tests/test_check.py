@@ -260,9 +260,34 @@ class TestFamilies:
         src = "INPUT(4) -> " + " -> ".join(["RELU?"] * 13) + " -> FC(2)"   # 2**13 members
         with pytest.raises(ResolveError) as info:
             expand(src)
-        assert info.value.diagnostics[0].code == "E216"
+        d = info.value.diagnostics[0]
+        assert d.code == "E216" and (d.span.line, d.span.col) == (1, 13)  # the first `?`
+        assert "`?`" in d.help and "1 | INPUT(4) -> RELU? -> RELU?" in info.value.render()
         with pytest.raises(ResolveError):
             check("n in 1..2\n" + src.replace("FC(2)", "FC(n)"))
+
+    def test_layer_budget_refuses_before_checking(self):
+        # 602 members of 2n + 2 layers: 363,006 in all, counted from the resolved
+        # members alone (a check of each would take about 15 s)
+        with pytest.raises(ResolveError) as info:
+            expand("n in 0..601\nINPUT -> [CONV -> RELU]*n -> FC")
+        d = info.value.diagnostics[0]
+        assert d.code == "E217" and d.span.line == 1
+        assert "602 members have 363,006 layers" in d.message
+        assert f"{limits.MAX_FAMILY_LAYERS:,}" in d.message and "`n` alone" in d.help
+
+    def test_layer_budget_counts_each_question_mark_check(self, monkeypatch):
+        # the limit lowered to 2,000 (the real one takes 200,000 layers of checking, 6 s):
+        # 2 bindings x 8 on/offs of the ?s, each check 304 layers, is past it at the
+        # seventh check, though the bindings alone (608 layers) are well under
+        monkeypatch.setattr(limits, "MAX_FAMILY_LAYERS", 2000)
+        src = "n in 1..2\nINPUT(4) -> FC(3)*300 -> RELU? -> RELU? -> RELU? -> FC(n)"
+        with pytest.raises(ResolveError) as info:
+            check(src)
+        d = info.value.diagnostics[0]
+        assert d.code == "E217" and (d.span.line, d.span.col) == (2, 26)
+        assert "more than 2,000 layers" in d.message
+        assert expand(src.replace("300", "30")).members[-1].ok
 
     def test_just_under_the_cap(self):
         src = "INPUT(4) -> " + " -> ".join(["RELU?"] * 12) + " -> FC(2)"   # 4096 members
@@ -316,6 +341,13 @@ class TestLeftOutLeavesNoTrace:
         assert (first.message, first.notes, first.label, first.span) == (
             plain[0].message, plain[0].notes, plain[0].label, plain[0].span)
         assert "copy 1: 16→8→4, copy 2: 4→2→1, copy 3: 1" in first.notes[0]
+
+    def test_a_long_repeat_lists_its_first_and_last_copy_trails(self):
+        with pytest.raises(ShapeError) as info:
+            check("INPUT(1024x1024x3) -> [CONV(8) -> POOL]*20 -> FC(10)")
+        assert info.value.diagnostics[0].notes[0] == (
+            "copy 1: 1024→512, copy 2: 512→256, copy 3: 256→128, copy 4: 128→64, "
+            "... 4 more, copy 9: 4→2, copy 10: 2→1, copy 11: 1, then POOL")
 
     def test_its_bare_fc_is_not_the_classifier(self):
         # the body's last parameterised layer is a bare FC; were it counted, a second pass
