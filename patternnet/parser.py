@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 import threading
-from typing import Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional, cast
 
 from . import ast as A
 from . import limits
@@ -29,7 +29,8 @@ from .source import Source
 
 from .lark_runtime import runtime
 
-Token = str  # Lark's tokens are str subclasses; the class itself comes from the runtime
+if TYPE_CHECKING:  # the class at run time comes from the runtime (lark_runtime.py)
+    from lark import Token
 
 
 class _Postlex:
@@ -118,6 +119,14 @@ def _has_layer_operand(x) -> bool:
     return _is_layer(x)
 
 
+def _binop(op: str) -> Callable[["_Builder", list], A.BinOp]:
+    """The builder's method for a binary arithmetic operator."""
+    def method(self: "_Builder", c: list) -> A.BinOp:
+        left, right = c
+        return A.BinOp(op, left, right, self._sp(left, right))
+    return method
+
+
 class _Builder:
     """Builds AST nodes while the LALR parser reduces: Lark calls the method named
     after each rule's alias (an inline transformer; no parse tree is built)."""
@@ -127,10 +136,11 @@ class _Builder:
 
     # helpers
     def _sp(self, first, last=None) -> A.Span:
-        a = self.ctx.span(first) if isinstance(first, str) else first.span
+        # a child is a token (a str subclass) or a node that carries its span
+        a = self.ctx.span(cast("Token", first)) if isinstance(first, str) else first.span
         if last is None:
             return a
-        b = self.ctx.span(last) if isinstance(last, str) else last.span
+        b = self.ctx.span(cast("Token", last)) if isinstance(last, str) else last.span
         return a.to(b)
 
     def _err(self, code, message, span, help=None, label=""):
@@ -209,16 +219,9 @@ class _Builder:
             return A.Repeat(right, left, span)
         return A.BinOp("*", left, right, span)
 
-    def _binop(op):  # noqa: N805 -- a factory used in the class body
-        def method(self, c):
-            left, right = c
-            return A.BinOp(op, left, right, self._sp(left, right))
-        return method
-
     floordiv = _binop("//")
     truediv = _binop("/")
     mod = _binop("%")
-    del _binop
 
     def optional(self, c):
         body, q = c
@@ -478,7 +481,8 @@ def _order(t: str) -> int:
     return order.index(t) if t in order else len(order)
 
 
-def _syntax_message(tok: Token, expected: set, prev: Optional[Token]) -> tuple[str, str]:
+def _syntax_message(tok: Token, expected: set,
+                    prev: Optional[Token]) -> tuple[str, Optional[str]]:
     """(message, help) for an unexpected token, in the language's own words."""
     after = f' after "{prev.value}"' if prev is not None and prev.type not in ("_NL",) else ""
     found = _found(tok)
@@ -515,8 +519,11 @@ class _Context:
         self.newline_in_brackets = False
 
     def span(self, tok: Token) -> A.Span:
-        return A.Span(self.file, tok.line, tok.column, tok.end_line, tok.end_column,
-                      tok.start_pos, tok.end_pos)
+        # every token the lexer makes has its positions; only the postlexer's closing
+        # _NL has none, and it is never located (the token before it is)
+        where = (tok.line, tok.column, tok.end_line, tok.end_column, tok.start_pos, tok.end_pos)
+        assert None not in where, tok.type
+        return A.Span(self.file, *cast("tuple[int, int, int, int, int, int]", where))
 
     def comment(self, tok: Token) -> Token:
         self.comments.append(A.Comment(str(tok).rstrip(), self.span(tok)))
@@ -527,6 +534,7 @@ class _Context:
         text = str(tok)
         if "#" not in text:
             return tok
+        assert tok.line is not None and tok.start_pos is not None  # a lexer's token
         for m in re.finditer(r"#[^\n]*", text):  # as COMMENT: a lone \r stays in the text
             before = text[: m.start()]
             line = tok.line + before.count("\n")
@@ -540,7 +548,7 @@ class _Context:
 _lock = threading.Lock()
 _ctx = _Context()
 _parser = None
-_R = None  # the module providing Lark's classes (see lark_runtime.py)
+_R: Any = None  # the module providing Lark's classes (see lark_runtime.py)
 
 
 def _get_parser():
@@ -661,8 +669,12 @@ def parse_source(source: Source) -> A.Program:
         diags = sorted(_dedupe(diags),
                        key=lambda d: (d.span.line, d.span.col) if d.span else (0, 0))
         raise ParseError(diags[: limits.MAX_ERRORS], {source.name: text})
-    seen = set()
-    uniq = [c for c in comments if not (c.span.start in seen or seen.add(c.span.start))]
+    seen: set[int] = set()
+    uniq = []
+    for c in comments:  # each comment once, by where it starts
+        if c.span.start not in seen:
+            seen.add(c.span.start)
+            uniq.append(c)
     return A.Program(tuple(statements), tuple(sorted(uniq, key=lambda c: c.span.start)),
                      source.name, text)
 

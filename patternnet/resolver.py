@@ -104,6 +104,7 @@ class Network:
         first = self.body.items[0]
         while isinstance(first, RBlock):
             first = first.body.items[0]
+        assert isinstance(first, RLayer), first  # resolve puts INPUT first (E214)
         return first
 
     @property
@@ -168,7 +169,9 @@ class Family:
             yield dict(zip(names, values))
 
     def bind(self, binding: dict) -> Network:
-        return resolve(self.program, net=self.name, define={**dict(self.define), **binding})
+        net = resolve(self.program, net=self.name, define={**dict(self.define), **binding})
+        assert isinstance(net, Network), binding  # every free range is bound
+        return net
 
     def members(self) -> Iterator[tuple[dict, Union[Network, ResolveError]]]:
         if self.size > limits.MAX_FAMILY_MEMBERS:
@@ -264,7 +267,7 @@ def _program_cache(program: A.Program, r: "_Resolver") -> tuple:
     hit = _PROGRAMS.get(id(program))
     if hit is not None and hit[0] is program:
         return hit
-    entry = (program, r._collect(), {}, {})
+    entry: tuple[A.Program, _Defs, dict, dict] = (program, r._collect(), {}, {})
     if len(_PROGRAMS) >= 8:
         _PROGRAMS.pop(next(iter(_PROGRAMS)))
     _PROGRAMS[id(program)] = entry
@@ -725,12 +728,15 @@ def _parse_define_text(name: str, text: str):
 
     try:
         prog = parse(f"{name} = {text}\n", "<-D>")
-        st = prog.statements[0]
-        return _Resolver(A.Program((), (), "<-D>"), {}).value(st.value, {}, ())
-    except (PatternNetError, Fail, _Free, IndexError, AttributeError):
-        raise ResolveError([Diagnostic(
-            "E210", f"-D {name}={text}: the value is not a number, size or boolean",
-            help="write it like -D n=3, -D size=224x224x3 or -D bias=false")]) from None
+        # one statement, unless the text held a line break of its own
+        st = prog.statements[0] if len(prog.statements) == 1 else None
+        if isinstance(st, A.Assign):
+            return _Resolver(A.Program((), (), "<-D>"), {}).value(st.value, {}, ())
+    except (PatternNetError, Fail, _Free):
+        pass
+    raise ResolveError([Diagnostic(
+        "E210", f"-D {name}={text}: the value is not a number, size or boolean",
+        help="write it like -D n=3, -D size=224x224x3 or -D bias=false")])
 
 
 def resolve(program: A.Program, net: Optional[str] = None, define: Optional[dict] = None,

@@ -30,13 +30,6 @@ import patternnet
 EXTRAS = frozenset(("jax", "jaxlib", "numpy", "optax", "flatbuffers", "sklearn",
                     "matplotlib", "rich", "scipy", "ml_dtypes"))
 
-#: modules being rewritten as this test was added: annotated after that work lands.
-#: Remove a name once its module passes (its xfail below then shows as XPASS; not strict,
-#: so that finishing that work does not fail the suite before this list is updated).
-PENDING = frozenset(("patternnet.args", "patternnet.checker", "patternnet.diagnostics",
-                     "patternnet.layers", "patternnet.parser", "patternnet.resolver"))
-
-
 def public_modules() -> list[str]:
     names = ["patternnet"]
     for info in pkgutil.walk_packages(patternnet.__path__, "patternnet."):
@@ -116,17 +109,10 @@ MODULES = public_modules()
 def test_every_public_function_is_annotated():
     bad: list[str] = []
     for name in MODULES:
-        module = None if name in PENDING else _import(name)
+        module = _import(name)
         if module is not None:
             bad += offenders(module)
     assert not bad, f"{len(bad)} not fully annotated:\n  " + "\n  ".join(bad)
-
-
-@pytest.mark.parametrize("name", sorted(PENDING))
-@pytest.mark.xfail(strict=False, reason="being rewritten; annotated after (see PENDING)")
-def test_the_pending_modules_are_not_annotated_yet(name):
-    module = _import(name)
-    assert module is not None and not offenders(module)
 
 
 def test_the_walk_finds_the_package_and_the_checks_find_offenders():
@@ -135,7 +121,6 @@ def test_the_walk_finds_the_package_and_the_checks_find_offenders():
     assert {"patternnet.backend.model", "patternnet.cli.check", "patternnet.training.loop",
             "patternnet.pipeline", "patternnet.record"} <= set(MODULES)
     assert "patternnet.__main__" not in MODULES
-    assert PENDING <= set(MODULES)  # a renamed module is not skipped silently
 
     def bare(a, *args, b: int, **kw):
         return a
