@@ -189,7 +189,7 @@ class _State:
     fit, the static-argument cache) lives on the walker.
     """
     __slots__ = ("layers", "count", "notes", "made", "scopes", "copies", "rf", "jump",
-                 "last_filters", "halvings", "prev_kind", "param_ordinal", "last_param")
+                 "last_filters", "halvings", "prev_kind", "last_param")
 
     def __init__(self):
         self.layers: Optional[tuple] = None   # cons-list of the CLayers emitted, newest first
@@ -202,8 +202,9 @@ class _State:
         self.last_filters: Optional[int] = None  # the last CONV's filters, for a bare CONV
         self.halvings = 0                     # spatial halvings since that CONV
         self.prev_kind: Optional[str] = None  # for E323 (RELU after RELU)
-        self.param_ordinal = 0                # parameterised layers so far
-        self.last_param: Optional[tuple[int, bool]] = None  # (ordinal, is a bare FC)
+        # the last parameterised layer's emission key (see ``_Walker.emission``) when it
+        # is a bare FC, else None: after the first pass, that FC is the classifier
+        self.last_param: Optional[tuple] = None
 
     def save(self) -> tuple:
         return _snapshot(self)
@@ -240,7 +241,7 @@ class _Walker:
         self.classes = classes
         self.strict = strict
         self.choices = list(choices or ())
-        self.classifier = classifier           # ordinal of the bare FC that gets `classes`
+        self.classifier = classifier           # emission key of the bare FC that gets `classes`
         self.state = _State()                  # all that a failed `?` undoes
         # kept across a failed `?`:
         self.choice_at = 0                     # `?` instances met
@@ -441,17 +442,24 @@ class _Walker:
             if size != s.copies[-1].last:
                 s.copies = s.copies[:-1] + (s.copies[-1].passing(size),)
         s.prev_kind = kind
-        return self.emit(layer), r.out_shape
+        return self.emit(layer, rl), r.out_shape
 
-    def emit(self, layer: CLayer) -> CLayer:
+    def emission(self, rl: RLayer) -> tuple:
+        """What names this check of ``rl`` whatever the `?`s decide: the resolved layer
+        (each block call has its own) and the copy of every repeat around it.  An
+        ordinal would shift when a `?` before the layer is kept on one pass and left out
+        on the other, and give the classifier's units to a layer inside that `?`."""
+        return id(rl), tuple(c.index for c in self.state.copies)
+
+    def emit(self, layer: CLayer, rl: Optional[RLayer] = None) -> CLayer:
         s = self.state
         if s.count >= limits.MAX_LAYERS:
             raise self.fail("E208", f"more than {limits.MAX_LAYERS:,} layers after expanding "
                             "every repeat (limit MAX_LAYERS)", layer.span, layer.trace)
         s.layers, s.count = (layer, s.layers), s.count + 1
         if layer.params:
-            s.param_ordinal += 1
-            s.last_param = (s.param_ordinal, layer.kind == "FC" and "units" not in layer.given)
+            bare_fc = rl is not None and layer.kind == "FC" and "units" not in layer.given
+            s.last_param = self.emission(rl) if bare_fc and rl is not None else None
         return layer
 
     def input_layer(self, rl: RLayer) -> CLayer:
@@ -468,7 +476,7 @@ class _Walker:
             return fixed, []
         args, notes = dict(fixed), []
         for name in bare:
-            args[name], note = self.bare_default(rl.kind)
+            args[name], note = self.bare_default(rl)
             notes.append(note)
         return args, notes
 
@@ -495,9 +503,9 @@ class _Walker:
         self._static[id(rl)] = (rl, fixed, tuple(bare), tuple(given))
         return fixed, tuple(bare)
 
-    def bare_default(self, kind: str):
+    def bare_default(self, rl: RLayer):
         s = self.state
-        if kind == "CONV":
+        if rl.kind == "CONV":
             if s.last_filters is None:
                 return BARE_FIRST_FILTERS, f"bare CONV: {BARE_FIRST_FILTERS} filters (the first)"
             n = s.last_filters  # doubling stops at 512 but never lowers a count
@@ -506,8 +514,7 @@ class _Walker:
             why = (f"doubled after {s.halvings} pooling layer"
                    f"{'s' if s.halvings > 1 else ''}" if s.halvings else "as the previous CONV")
             return n, f"bare CONV: {n} filters ({why})"
-        ordinal = s.param_ordinal + 1
-        if ordinal == self.classifier:
+        if self.classifier is not None and self.emission(rl) == self.classifier:
             return self.classes, f"bare FC: {self.classes} units, the classifier (--classes)"
         return BARE_HIDDEN_UNITS, f"bare FC: {BARE_HIDDEN_UNITS} units (hidden)"
 
@@ -641,9 +648,9 @@ def _walk(net: Network, input_shape, classes, strict, choices):
             errors = [f.diag] + [d for d in w.notes if d.severity == "error"]
             return ShapeError(errors, sources), w
         last_param = w.state.last_param
-        if last_param is None or not last_param[1] or classifier is not None:
+        if last_param is None or classifier is not None:
             break
-        classifier = last_param[0]
+        classifier = last_param
     _lint_dropout(w)
     if written and input_shape and tuple(input_shape) != written:
         w.note(Diagnostic(

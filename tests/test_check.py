@@ -349,6 +349,15 @@ class TestLeftOutLeavesNoTrace:
             "copy 1: 1024→512, copy 2: 512→256, copy 3: 256→128, copy 4: 128→64, "
             "... 4 more, copy 9: 4→2, copy 10: 2→1, copy 11: 1, then POOL")
 
+    def test_a_left_out_bare_fc_does_not_take_the_classifiers_units(self):
+        # the first pass leaves the ? out (FC's 128 hidden units do not add to 10), so the
+        # final FC is the second parameterised layer; on the second pass the ?'s own FC
+        # is the second one met, and must not get --classes for it
+        net = check("INPUT(4) -> FC(10) -> [(FC + FC(10))]? -> FC", classes=7)
+        assert net.choices == (False,) and net.output_shape == (7,)
+        note = next(d for d in net.notes if d.code == "N330")
+        assert "128 and 10" in note.notes[0]
+
     def test_its_bare_fc_is_not_the_classifier(self):
         # the body's last parameterised layer is a bare FC; were it counted, a second pass
         # would give it --classes units, and (FC(10) + FC) would then fit
