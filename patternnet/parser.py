@@ -494,6 +494,10 @@ def _syntax_message(tok: Token, expected: set,
         if prev is not None and prev.type == "STAR":
             return (f'expected a repeat count after "*", found {found}',
                     "write a number, a constant, or arithmetic in parentheses: `*(n - 1)`")
+        if prev is not None and prev.type in ("MINUS", "SLASH", "_FLOORDIV", "PERCENT"):
+            return (f'expected a value after "{prev.value}", found {found}',
+                    "arithmetic needs a value after each operator: `n - 1`, `size // 2`, "
+                    "`-n`")
         if prev is not None and prev.type == "EQUAL":
             return f'expected a value or a layer expression after "=", found {found}', None
         return (f"expected a layer or a value{after}, found {found}", None)

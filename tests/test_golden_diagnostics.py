@@ -178,6 +178,17 @@ def test_error_at_the_end_of_the_file_points_after_the_last_token():
     assert d.message == 'expected a repeat count after "*", found the end of the line'
 
 
+@pytest.mark.parametrize("src, op", [("x = 2 * -", "-"), ("x = 3 //", "//"),
+                                     ("x = 3 %", "%"), ("x = -", "-")])
+def test_a_missing_operand_says_what_arithmetic_needs(src, op):
+    with pytest.raises(ParseError) as ei:
+        parse(src + "\nINPUT -> FC\n", "t.pn")
+    d = ei.value.diagnostics[0]
+    assert d.code == "E101" and d.span.col == len(src) + 1
+    assert d.message == f'expected a value after "{op}", found the end of the line'
+    assert "`n - 1`" in d.help
+
+
 def test_parameter_order_is_reported_once():
     with pytest.raises(ParseError) as ei:
         parse("b(c=1, k) = CONV\nINPUT -> b(1)\n", "t.pn")
