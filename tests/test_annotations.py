@@ -22,7 +22,6 @@ import pkgutil
 from types import FunctionType, ModuleType
 from typing import Iterator, Optional
 
-import pytest
 
 import patternnet
 

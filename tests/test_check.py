@@ -358,6 +358,15 @@ class TestLeftOutLeavesNoTrace:
         note = next(d for d in net.notes if d.code == "N330")
         assert "128 and 10" in note.notes[0]
 
+    def test_left_out_in_many_copies_is_told_three_times(self):
+        net = check("INPUT -> [[CONV -> RELU]*2 -> POOL?]*12 -> FC")
+        told = [d for d in net.notes if d.code == "N330"]
+        assert [d.message.split("(")[1].split(")")[0] for d in told] == [
+            "copy 6 of 12", "copy 7 of 12", "copy 12 of 12"]
+        assert told[-1].notes[-1] == (
+            "also left out in the 4 copies between the two above and this one")
+        assert len(check("INPUT -> [[CONV -> RELU]*2 -> POOL?]*9 -> FC").notes) == 4
+
     def test_its_bare_fc_is_not_the_classifier(self):
         # the body's last parameterised layer is a bare FC; were it counted, a second pass
         # would give it --classes units, and (FC(10) + FC) would then fit
