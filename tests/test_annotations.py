@@ -22,7 +22,6 @@ import pkgutil
 from types import FunctionType, ModuleType
 from typing import Iterator, Optional
 
-
 import patternnet
 
 #: the top-level modules of the [jax] and [train] extras (tests/test_light_install.py)
