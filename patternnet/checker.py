@@ -1,7 +1,7 @@
 """Check stage: a resolved ``Network`` -> a ``CheckedNet`` with every shape, count and cost.
 
-Pure Python; never imports jax or numpy.  Each layer kind has one shape rule in
-``SHAPE_RULES`` (see ``rules.py``); this module walks the resolved network in
+Pure Python; never imports jax or numpy.  Each layer kind's shape rule and weights
+are in its definition (patternnet/kinds/); this module walks the resolved network in
 execution order, expands repeats copy by copy, decides each ``?``, names every
 layer with a stable path, applies the bare-layer defaults, and collects errors
 (E3xx), lints (E320-E323, errors under ``strict``) and notes.
@@ -19,7 +19,8 @@ from .ast import Span
 from .diagnostics import Diagnostic, Fail, Frame, ShapeError
 from .layers import CONTEXT, DEFAULTS, LAYERS
 from .resolver import Network, RBlock, RBranches, RLayer, ROptional, RRepeat, RSeq
-from .rules import SHAPE_RULES, RuleError, fmt_shape
+from .kinds.base import no_weights, tree_size
+from .rules import RuleError, fmt_shape
 
 DEFAULT_INPUT = (32, 32, 3)
 DEFAULT_CLASSES = 10
@@ -418,9 +419,9 @@ class _Walker:
         return first[:-1] + (sum(o[-1] for o in outs),)
 
     def skip(self, layer: RLayer, shape, target) -> CLayer:
-        rule = SHAPE_RULES["SKIP"]
+        spec = LAYERS["SKIP"]
         try:
-            r = rule(shape, {"target": target})
+            r = spec.rule(shape, {"target": target})
         except RuleError as e:
             raise self.fail(e.code, e.message, layer.span, layer.trace, help=e.help,
                             notes=e.notes) from None
@@ -428,8 +429,9 @@ class _Walker:
         if r.window is not None:
             s.jump = (s.jump[0] * r.window[1][0], s.jump[1] * r.window[1][1])
         path, s.scopes = _named(s.scopes, "skip")
+        params, state = _counts(spec, shape, r.args)
         return self.emit(CLayer(path, "SKIP", tuple(r.args.items()), shape, r.out_shape,
-                                r.params, r.state, r.macs, s.rf, s.jump, layer.span,
+                                params, state, r.macs, s.rf, s.jump, layer.span,
                                 layer.trace, tuple(r.notes), ()))
 
     # layers ---------------------------------------------------------------------------
@@ -441,8 +443,9 @@ class _Walker:
             raise self.fail("E306", "SKIP only goes in `+` branches: `(CONV -> BN + SKIP)`",
                             rl.span, rl.trace, help="use ID for a plain identity layer")
         args, notes = self.full_args(rl)
+        spec = LAYERS[kind]
         try:
-            r = SHAPE_RULES[kind](shape, args)
+            r = spec.rule(shape, args)
         except RuleError as e:
             raise self.fail(e.code, e.message, rl.span, rl.trace, help=e.help,
                             notes=e.notes) from None
@@ -457,7 +460,8 @@ class _Walker:
         if kind == "CONV":
             s.last_filters, s.halvings = r.out_shape[-1], 0
         path, s.scopes = _named(s.scopes, _KEYS[kind])
-        layer = CLayer(path, kind, tuple(r.args.items()), shape, r.out_shape, r.params, r.state,
+        params, state = _counts(spec, shape, r.args)
+        layer = CLayer(path, kind, tuple(r.args.items()), shape, r.out_shape, params, state,
                        r.macs, s.rf, s.jump, rl.span, rl.trace,
                        tuple(notes + r.notes) if notes or r.notes else (),
                        self._static[id(rl)][3])
@@ -591,6 +595,15 @@ def _lint_dropout(w: _Walker) -> None:
                 layer.span, help="move it before the last FC, or remove it",
                 severity="error" if w.strict else "warning", trace=layer.trace))
             break
+
+
+def _counts(spec, shape: tuple, args: dict) -> tuple[int, int]:
+    """Parameters and state of a layer, counted from the trees its kind declares (the
+    backend initialises the same trees)."""
+    if spec.weights is no_weights:
+        return 0, 0
+    params, state = spec.weights(shape, args)
+    return tree_size(params), tree_size(state)
 
 
 def _fold_left_out(notes: list[Diagnostic]) -> tuple[Diagnostic, ...]:

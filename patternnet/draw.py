@@ -30,8 +30,9 @@ import re
 from typing import Optional
 
 from .checker import CBranches, CheckedNet, CLayer, CRepeat, CSeq, layers_in
+from .layers import LAYERS
 from .rules import fmt_shape
-from .summary import describe, human, one, size
+from .summary import describe, human
 
 __all__ = ["draw_svg", "FAMILIES"]
 
@@ -71,12 +72,13 @@ FAMILIES = {
     "skip": ("#ccfbf1", "#0d9488", "shortcut"),
     "shape": ("#f1f5f9", "#64748b", "reshape"),
 }
-_KIND_FAMILY = {
-    "INPUT": "io", "OUTPUT": "io", "CONV": "conv", "POOL": "pool", "AVGPOOL": "pool", "GAP": "pool",
-    "BN": "norm", "LRN": "norm", "FC": "fc", "DROPOUT": "drop", "SKIP": "skip",
-    "FLATTEN": "shape", "ID": "shape",
-    **{k: "act" for k in ("RELU", "TANH", "SIGMOID", "GELU", "SOFTMAX", "LRELU", "ELU")},
-}
+
+
+def _family(kind: str) -> str:
+    """The colour family of a box: its kind's (OUTPUT is the diagram's own box)."""
+    return "io" if kind == "OUTPUT" else LAYERS[kind].family
+
+
 _THIN = {"act", "drop", "shape", "io"}
 
 INK, MUTED, EDGE, FRAME_INK = "#1f2937", "#6b7280", "#475569", "#94a3b8"
@@ -119,7 +121,7 @@ class _Box(_Node):
     """One layer (or, in a collapsed repeat, the same layer of every copy)."""
 
     def __init__(self, kind: str, tokens: list, sub: list, out: tuple, tip: str):
-        self.kind, self.family = kind, _KIND_FAMILY.get(kind, "shape")
+        self.kind, self.family = kind, _family(kind)
         self.tokens, self.sub, self.out, self.tip = tokens, sub, out, tip
 
     @property
@@ -259,38 +261,11 @@ def _count(n: int) -> str:
     return f"{n / 1e6:.2f} M"
 
 
-def _stride(v) -> list:
-    if tuple(v) == (1, 1):
-        return []
-    return [" ", "/" + one(v)]
-
-
 def _tokens(layer: CLayer) -> list:
     """The box title as text tokens with separators between them (odd positions), so
-    that the copies of a repeat can be merged argument by argument."""
-    a = dict(layer.args)
-    k = layer.kind
-    if k == "CONV":
-        t = [k, " ", size(a["kernel"]), ", ", str(a["filters"])] + _stride(a["stride"])
-        if a["dilation"] != (1, 1):
-            t += [", ", "dil " + one(a["dilation"])]
-        if a["groups"] != 1:
-            t += [", ", f"groups {a['groups']}"]
-        return t
-    if k in ("POOL", "AVGPOOL"):
-        return [k, " ", size(a["window"])] + _stride(a["stride"])
-    if k == "FC":
-        return [k, " ", str(a["units"])]
-    if k == "SKIP":
-        return ["SKIP", " ", "CONV 1x1", ", ", str(a["filters"])] + _stride(a["stride"]) + [
-            " ", "→ BN"]
-    if k == "DROPOUT":
-        return [k, " ", f"{a['rate']:g}"]
-    if k in ("LRELU", "ELU"):
-        return [k, " ", f"{next(iter(a.values())):g}"]
-    if k == "LRN":
-        return [k, " ", str(a["size"])]
-    return [k]
+    that the copies of a repeat can be merged argument by argument: the kind's own
+    (patternnet/kinds/)."""
+    return LAYERS[layer.kind].title(dict(layer.args))
 
 
 def _tip(layer: CLayer, extra: str = "") -> str:

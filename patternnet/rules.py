@@ -1,4 +1,6 @@
-"""Shape rules: one function per layer kind, ``rule(in_shape, args) -> Out``.
+"""The arithmetic the shape rules share: ``Out`` (what a rule returns), ``RuleError``,
+output sizes along an axis with PyTorch's and XLA's paddings.  Each kind's own rule
+lives with the rest of its definition (patternnet/kinds/).
 
 Images are ``(H, W, C)`` and vectors ``(D,)``, batch implicit.  ``args`` holds every
 argument with defaults filled in and sizes as pairs.  Conventions (docs/language.md):
@@ -12,8 +14,7 @@ argument with defaults filled in and sizes as pairs.  Conventions (docs/language
 
 from __future__ import annotations
 
-import math
-from typing import Any, Callable, Iterable, Optional, Sequence
+from typing import Any, Iterable, Optional, Sequence
 
 from .record import field, record
 
@@ -27,10 +28,10 @@ class RuleError(Exception):
 
 @record(frozen=False)
 class Out:
+    """What a shape rule returns (parameters and state are counted from the kind's
+    ``weights``, not here)."""
     out_shape: tuple
     args: dict
-    params: int = 0
-    state: int = 0
     macs: int = 0
     window: Optional[tuple] = None      # ((kh, kw), (sh, sw)) for the receptive field
     notes: list = field(default_factory=list)
@@ -41,7 +42,7 @@ def fmt_shape(shape: Optional[Sequence[int]]) -> str:
     return "x".join(str(d) for d in shape) if shape else "()"
 
 
-def _image(shape, kind: str, what: str = "an image"):
+def need_image(shape: tuple, kind: str, what: str = "an image") -> None:
     if len(shape) != 3:
         raise RuleError("E302", f"{kind} needs {what} (HxWxC), but its input is a vector of "
                         f"{shape[0]:,}",
@@ -87,7 +88,9 @@ def _axis(kind, axis, size, k, s, d, pad, ceil) -> tuple[int, tuple[int, int], O
     return out, (p, p), lint
 
 
-def _spatial(kind, shape, kernel, stride, dilation, pad, ceil=False):
+def spatial(kind: str, shape: tuple, kernel: tuple, stride: tuple, dilation: tuple, pad: Any,
+            ceil: bool = False) -> tuple[int, int, tuple, list[str]]:
+    """(out H, out W, per-side padding, lints) of a windowed layer over an image."""
     (h, w, _) = shape
     ph = pad if isinstance(pad, str) else pad[0]
     pw = pad if isinstance(pad, str) else pad[1]
@@ -98,102 +101,3 @@ def _spatial(kind, shape, kernel, stride, dilation, pad, ceil=False):
     else:
         lints = [l for l in (lint_h, lint_w) if l]
     return oh, ow, (pads_h, pads_w), lints
-
-
-def conv(shape: tuple[int, ...], a: dict[str, Any]) -> Out:
-    _image(shape, "CONV")
-    h, w, c = shape
-    k, groups = a["filters"], a["groups"]
-    if c % groups or k % groups:
-        raise RuleError("E303", f"CONV groups={groups} must divide both the input channels ({c}) "
-                        f"and the filters ({k})", help="pick groups that divide both")
-    oh, ow, pads, lints = _spatial("CONV", shape, a["kernel"], a["stride"], a["dilation"], a["pad"])
-    kh, kw = a["kernel"]
-    params = kh * kw * (c // groups) * k + (k if a["bias"] else 0)
-    macs = oh * ow * k * kh * kw * (c // groups)
-    eff = tuple(d * (kk - 1) + 1 for d, kk in zip(a["dilation"], a["kernel"]))
-    out = Out((oh, ow, k), {**a, "padding": pads}, params, 0, macs, (eff, a["stride"]))
-    out.lints = [("E320", msg, "make the input size fit (e.g. 227 instead of 224 for "
-                  "AlexNet's 11x11/4), or use p=same") for msg in lints]
-    return out
-
-
-def _pool(kind):
-    def rule(shape, a):
-        _image(shape, kind)
-        pad = a["pad"]
-        if not isinstance(pad, str):
-            for p, k in zip(pad, a["window"]):
-                if p > k // 2:
-                    raise RuleError("E307", f"{kind} padding {p} is more than half its window "
-                                    f"{k}", help="PyTorch rejects this: use pad <= window // 2")
-        oh, ow, pads, lints = _spatial(kind, shape, a["window"], a["stride"], (1, 1), pad,
-                                       a["ceil"])
-        out = Out((oh, ow, shape[2]), {**a, "padding": pads}, window=(a["window"], a["stride"]))
-        out.lints = [("E321", msg, "use ceil=true to keep the last partial window, or "
-                      "change the window/stride") for msg in lints]
-        return out
-    return rule
-
-
-def gap(shape: tuple[int, ...], a: dict[str, Any]) -> Out:
-    _image(shape, "GAP")
-    return Out((shape[2],), a, window=((shape[0], shape[1]), (shape[0], shape[1])))
-
-
-def flatten(shape: tuple[int, ...], a: dict[str, Any]) -> Out:
-    if len(shape) == 1:
-        return Out(shape, a, notes=["already a vector"])
-    return Out((shape[0] * shape[1] * shape[2],), a)
-
-
-def fc(shape: tuple[int, ...], a: dict[str, Any]) -> Out:
-    d = math.prod(shape)
-    units = a["units"]
-    out = Out((units,), a, d * units + (units if a["bias"] else 0), 0, d * units)
-    if len(shape) == 3:
-        out.notes.append(f"flattens {fmt_shape(shape)} to {d:,}")
-        out.window = ((shape[0], shape[1]), (shape[0], shape[1]))
-    return out
-
-
-def same_shape(shape: tuple[int, ...], a: dict[str, Any]) -> Out:
-    return Out(shape, a)
-
-
-def bn(shape: tuple[int, ...], a: dict[str, Any]) -> Out:
-    c = shape[-1]
-    return Out(shape, a, 2 * c, 2 * c)
-
-
-def lrn(shape: tuple[int, ...], a: dict[str, Any]) -> Out:
-    _image(shape, "LRN")
-    return Out(shape, a)
-
-
-def skip(shape: tuple[int, ...], a: dict[str, Any]) -> Out:
-    """Identity when ``target`` equals the input, else 1x1 CONV(bias=false) -> BN."""
-    target = a["target"]
-    if target == shape:
-        return Out(shape, {"project": False, "stride": (1, 1), "filters": shape[-1]})
-    if len(shape) != 3 or len(target) != 3:
-        raise RuleError("E306", f"SKIP cannot project {fmt_shape(shape)} to {fmt_shape(target)}",
-                        help="SKIP projects images; for vectors make the branches agree")
-    (h, w, c), (th, tw, tc) = shape, target
-    sh, sw = -(-h // th), -(-w // tw)
-    if (h - 1) // sh + 1 != th or (w - 1) // sw + 1 != tw:
-        raise RuleError("E306", f"SKIP cannot project {fmt_shape(shape)} to {fmt_shape(target)} "
-                        "with a strided 1x1 convolution", help="the other branch must shrink H "
-                        "and W by a whole factor")
-    params = c * tc + 2 * tc
-    return Out(target, {"project": True, "stride": (sh, sw), "filters": tc}, params, 2 * tc,
-               th * tw * tc * c, ((1, 1), (sh, sw)),
-               notes=[f"projects with 1x1 CONV({tc}, s={sh}, bias=false) -> BN"])
-
-
-SHAPE_RULES: dict[str, Callable] = {
-    "CONV": conv, "POOL": _pool("POOL"), "AVGPOOL": _pool("AVGPOOL"), "GAP": gap,
-    "FLATTEN": flatten, "FC": fc, "BN": bn, "LRN": lrn, "SKIP": skip,
-    **{k: same_shape for k in ("RELU", "TANH", "SIGMOID", "GELU", "SOFTMAX", "LRELU", "ELU",
-                               "DROPOUT", "ID")},
-}

@@ -3,67 +3,24 @@ Markdown, CSV and a JSON-ready dict.  Pure formatting; no computation lives here
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
 
 from .checker import CheckedNet, CLayer
+from .kinds.base import one, size
+from .layers import LAYERS
 from .rules import fmt_shape
+
+__all__ = ["COLUMNS", "FORMATS", "SCHEMA_VERSION", "csv_text", "describe", "footer", "human",
+           "markdown", "one", "rows", "size", "text", "to_dict"]
 
 SCHEMA_VERSION = 1
 COLUMNS = ("Layer", "Type", "Output", "Params", "MACs", "RF")
 
 
 def describe(layer: CLayer) -> str:
-    """The layer's type with its resolved arguments, e.g. ``CONV(64, 3x3, s=2, p=same)``."""
-    a = dict(layer.args)
-    k = layer.kind
-    if k == "INPUT":
-        return f"INPUT({fmt_shape(layer.out_shape)})"
-    if k == "CONV":
-        parts = [str(a["filters"]), size(a["kernel"]), f"s={one(a['stride'])}",
-                 f"p={_pad(a['pad'])}"]
-        if a["dilation"] != (1, 1):
-            parts.append(f"dilation={one(a['dilation'])}")
-        if a["groups"] != 1:
-            parts.append(f"groups={a['groups']}")
-        if not a["bias"]:
-            parts.append("bias=false")
-        return f"CONV({', '.join(parts)})"
-    if k in ("POOL", "AVGPOOL"):
-        parts = [size(a["window"]), f"s={one(a['stride'])}", f"p={_pad(a['pad'])}"]
-        if a["ceil"]:
-            parts.append("ceil=true")
-        return f"{k}({', '.join(parts)})"
-    if k == "FC":
-        return f"FC({a['units']}{'' if a['bias'] else ', bias=false'})"
-    if k == "SKIP":
-        if not a["project"]:
-            return "SKIP(identity)"
-        return f"SKIP(1x1 CONV({a['filters']}, s={one(a['stride'])}, bias=false) -> BN)"
-    if k == "DROPOUT":
-        return f"DROPOUT({a['rate']:g})"
-    if k in ("LRELU", "ELU"):
-        return f"{k}({next(iter(a.values())):g})"
-    if k == "BN":
-        return f"BN(eps={a['eps']:g}, momentum={a['momentum']:g})"
-    if k == "LRN":
-        return f"LRN({a['size']}, alpha={a['alpha']:g}, beta={a['beta']:g}, k={a['k']:g})"
-    return k
-
-
-def size(v: Sequence[int]) -> str:
-    """An (h, w) pair as ``3x3`` (the summary's and the diagram's one spelling)."""
-    return f"{v[0]}x{v[1]}"
-
-
-def one(v: Sequence[int]) -> str:
-    """An (h, w) pair as ``2`` when both agree, else ``2x1``."""
-    return str(v[0]) if v[0] == v[1] else size(v)
-
-
-def _pad(p) -> str:
-    if isinstance(p, str):
-        return p
-    return str(p[0]) if p[0] == p[1] else f"({p[0]}, {p[1]})"
+    """The layer's type with its resolved arguments, e.g. ``CONV(64, 3x3, s=2, p=same)``,
+    in its kind's own words (patternnet/kinds/)."""
+    return LAYERS[layer.kind].describe(dict(layer.args))
 
 
 def human(n: float, unit: str = "") -> str:

@@ -76,16 +76,16 @@ docs/backend.md "Repeats").  dtype: "float32" (default) or
 "float64" (with ``jax_enable_x64``) or "bfloat16" (mixed precision: params and compute
 in bfloat16, BN statistics and the built-in losses in float32; docs/backend.md).
 
-Adding a layer kind: an entry in ``patternnet/layers.py``, a shape rule in
-``patternnet/rules.py``, and an apply function in ``LAYER_FNS`` (plus ``INIT_FNS`` if it
-has parameters or state) in ``patternnet/backend/layers.py``.
+Adding a layer kind: its definition in ``patternnet/kinds/`` (names, arguments, shape
+rule, parameter and state shapes, summary and diagram), and an apply function marked
+``@implements("KIND")`` in ``patternnet/backend/layers.py``.
 """
 
 from .. import xla_cpu as _xla_cpu
 
 _xla_cpu.configure()  # before JAX's CPU backend starts (patternnet/xla_cpu.py)
 
-from .layers import INIT_FNS, LAYER_FNS, Ctx, Layer  # noqa: E402 (after configure)
+from .layers import LAYER_FNS, Ctx, Layer, inits  # noqa: E402 (after configure)
 
 # ``model`` (which imports the checker) is imported on first use, so that
 # ``patternnet.backend.export.load`` runs an export without the compiler.
@@ -100,5 +100,5 @@ def __getattr__(name):
     import importlib
     return getattr(importlib.import_module("." + where, __name__), name)
 
-__all__ = ["INIT_FNS", "LAYER_FNS", "LOSSES", "Ctx", "Layer", "Model", "compile",
+__all__ = ["LAYER_FNS", "inits", "LOSSES", "Ctx", "Layer", "Model", "compile",
            "cross_entropy", "mse"]

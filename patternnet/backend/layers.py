@@ -10,25 +10,26 @@ A layer function is ``fn(layer, params, state, x, ctx) -> (y, new_state)``:
 * ``ctx`` carries ``train`` (a Python bool) and ``rng`` (a key or ``None``);
 * ``new_state`` is the layer's updated state sub-dict, or ``None`` when it has none.
 
-An init function is ``init(layer) -> (params, state)``: nested dicts of ``Init`` (shape
-and fill) or ``None``; the model turns them into arrays (model.py, ``Model.init``).
+What a layer's parameters and state are (shapes and fills) is part of its kind's
+definition (``weights`` in patternnet/kinds/), read through ``inits(layer)``; the model
+turns them into arrays (model.py, ``Model.init``).
 
-Adding a layer: one entry in ``patternnet/layers.py``, one shape rule in
-``patternnet/rules.py``, one function here registered in ``LAYER_FNS`` (and ``INIT_FNS``
-if it has parameters or state).  The semantics are documented in docs/backend.md.
+Adding a layer kind: its definition in patternnet/kinds/, and one function here marked
+``@implements("KIND")``.  The semantics are documented in docs/backend.md.
 """
 
 from __future__ import annotations
 
 import hashlib
-import math
-from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from ..kinds import Inits
+from ..layers import LAYERS
 from . import onednn
 from .maxpool import max_pool, reduce_max
 from .types import Array, Key, Pads, Pair, PyTree
@@ -41,8 +42,25 @@ SKIP_BN_MOMENTUM = 0.1
 
 #: what an apply function returns: the output and the layer's new state (None: none)
 Applied = tuple[Array, Optional[PyTree]]
-#: what an init function returns: params and state as nested dicts of ``Init`` (or None)
-Inits = tuple[Optional[dict], Optional[dict]]
+#: kind -> apply function ``fn(layer, params, state, x, ctx) -> (y, new_state)``
+LAYER_FNS: dict[str, Callable[..., Applied]] = {}
+
+
+def implements(*kinds: str) -> Callable[[Callable[..., Applied]], Callable[..., Applied]]:
+    """Register the decorated function as the apply function of ``kinds``."""
+    def register(fn: Callable[..., Applied]) -> Callable[..., Applied]:
+        for kind in kinds:
+            if kind in LAYER_FNS:
+                raise ValueError(f"two apply functions for {kind}")
+            LAYER_FNS[kind] = fn
+        return fn
+    return register
+
+
+def inits(layer: "Layer") -> tuple[Inits, Inits]:
+    """The layer's parameter and state trees (nested dicts of ``Init``, or None), as
+    its kind declares them: the same the checker counted."""
+    return LAYERS[layer.kind].weights(layer.in_shape, layer.args)
 
 
 class Layer:
@@ -112,28 +130,10 @@ def layer_key(key: Key, seed: tuple[int, int]) -> Key:
 CHUNK = 1024
 
 
-class Init:
-    """How one parameter or state tensor starts: ``fill`` is "uniform" (U(-1/sqrt(fan_in),
-    1/sqrt(fan_in)), PyTorch's default for Conv2d and Linear), "ones" or "zeros".  The
-    model draws every uniform tensor of a network in one jitted program (model.py)."""
-
-    __slots__ = ("shape", "fill", "fan_in")
-
-    def __init__(self, shape: Sequence[int], fill: str, fan_in: int = 0) -> None:
-        self.shape, self.fill, self.fan_in = tuple(shape), fill, fan_in
-
-    @property
-    def size(self) -> int:
-        return math.prod(self.shape)
-
-    def __repr__(self) -> str:
-        extra = f", fan_in={self.fan_in}" if self.fill == "uniform" else ""
-        return f"Init({self.shape}, {self.fill!r}{extra})"
-
-
 # --- CONV ----------------------------------------------------------------------------
 
 
+@implements("CONV")
 def conv(layer: Layer, p: PyTree, s: PyTree, x: Array, ctx: Ctx) -> Applied:
     a = layer.args
     if (a["groups"] == 1 and _kernel_exceeds_output(layer) and _on_cpu()
@@ -193,15 +193,6 @@ def conv_patches(x: Array, w: Array, stride: Pair, padding: Pads, dilation: Pair
     return (patches @ w.reshape(kh * kw * cin, cout)).reshape(n, oh, ow, cout)
 
 
-def init_conv(layer: Layer) -> Inits:
-    a = layer.args
-    kh, kw = a["kernel"]
-    cin = layer.in_shape[-1] // a["groups"]
-    fan_in = kh * kw * cin
-    p = {"w": Init((kh, kw, cin, a["filters"]), "uniform", fan_in)}
-    if a["bias"]:
-        p["b"] = Init((a["filters"],), "uniform", fan_in)
-    return p, None
 
 
 # --- pooling -------------------------------------------------------------------------
@@ -226,6 +217,7 @@ def _window(layer: Layer):
     return (1, kh, kw, 1), (1, sh, sw, 1), ((0, 0), (t, b), (l, r), (0, 0))
 
 
+@implements("POOL")
 def maxpool(layer: Layer, p: PyTree, s: PyTree, x: Array, ctx: Ctx) -> Applied:
     """On the CPU, ``maxpool.max_pool``: the same values, a derivative without XLA:CPU's
     slow select-and-scatter (measured there only, like ``conv_patches``)."""
@@ -248,6 +240,7 @@ def _avg_divisor(layer: Layer) -> np.ndarray:
     return (per_axis[0][:, None] * per_axis[1][None, :])[:, :, None]
 
 
+@implements("AVGPOOL")
 def avgpool(layer: Layer, p: PyTree, s: PyTree, x: Array, ctx: Ctx) -> Applied:
     dims, strides, pads = _window(layer)
     total = lax.reduce_window(x, np.array(0, x.dtype), lax.add, dims, strides, pads)
@@ -260,14 +253,17 @@ def avgpool(layer: Layer, p: PyTree, s: PyTree, x: Array, ctx: Ctx) -> Applied:
 # --- shape changes -------------------------------------------------------------------
 
 
+@implements("GAP")
 def gap(layer: Layer, p: PyTree, s: PyTree, x: Array, ctx: Ctx) -> Applied:
     return jnp.mean(x, axis=(1, 2)), None
 
 
+@implements("FLATTEN")
 def flatten(layer: Layer, p: PyTree, s: PyTree, x: Array, ctx: Ctx) -> Applied:
     return x.reshape(x.shape[0], -1), None
 
 
+@implements("FC")
 def fc(layer: Layer, p: PyTree, s: PyTree, x: Array, ctx: Ctx) -> Applied:
     if x.ndim > 2:  # implicit flatten, row-major (H, W, C)
         x = x.reshape(x.shape[0], -1)
@@ -277,13 +273,6 @@ def fc(layer: Layer, p: PyTree, s: PyTree, x: Array, ctx: Ctx) -> Applied:
     return y, None
 
 
-def init_fc(layer: Layer) -> Inits:
-    din = math.prod(layer.in_shape)
-    units = layer.args["units"]
-    p = {"w": Init((din, units), "uniform", din)}
-    if layer.args["bias"]:
-        p["b"] = Init((units,), "uniform", din)
-    return p, None
 
 
 # --- activations ---------------------------------------------------------------------
@@ -296,41 +285,49 @@ def _elementwise(f: Callable) -> Callable:
     return fn
 
 
+@implements("RELU")
 @_elementwise
 def relu(x: Array, a: dict[str, Any]) -> Array:
     return jax.nn.relu(x)
 
 
+@implements("TANH")
 @_elementwise
 def tanh(x: Array, a: dict[str, Any]) -> Array:
     return jnp.tanh(x)
 
 
+@implements("SIGMOID")
 @_elementwise
 def sigmoid(x: Array, a: dict[str, Any]) -> Array:
     return jax.nn.sigmoid(x)
 
 
+@implements("GELU")
 @_elementwise
 def gelu(x: Array, a: dict[str, Any]) -> Array:
     return jax.nn.gelu(x, approximate=False)
 
 
+@implements("SOFTMAX")
 @_elementwise
 def softmax(x: Array, a: dict[str, Any]) -> Array:
     return jax.nn.softmax(x, axis=-1)
 
 
+@implements("LRELU")
 @_elementwise
 def lrelu(x: Array, a: dict[str, Any]) -> Array:
     return jnp.where(x > 0, x, a["slope"] * x)
 
 
+@implements("ELU")
 @_elementwise
 def elu(x: Array, a: dict[str, Any]) -> Array:
     return jax.nn.elu(x, a["alpha"])
 
 
+@implements("INPUT", "ID")
 @_elementwise
 def identity(x: Array, a: dict[str, Any]) -> Array:
     return x
@@ -374,20 +371,17 @@ def batch_norm(x: Array, p: PyTree, s: PyTree, train: bool, eps: float, momentum
     return x * inv + (p["bias"] - mean * inv), new
 
 
+@implements("BN")
 def bn(layer: Layer, p: PyTree, s: PyTree, x: Array, ctx: Ctx) -> Applied:
     a = layer.args
     return batch_norm(x, p, s, ctx.train, a["eps"], a["momentum"], layer.path)
 
 
-def _bn_init(c: int):
-    return ({"scale": Init((c,), "ones"), "bias": Init((c,), "zeros")},
-            {"mean": Init((c,), "zeros"), "var": Init((c,), "ones")})
 
 
-def init_bn(layer: Layer) -> Inits:
-    return _bn_init(layer.in_shape[-1])
 
 
+@implements("LRN")
 def lrn(layer: Layer, p: PyTree, s: PyTree, x: Array, ctx: Ctx) -> Applied:
     """PyTorch's LocalResponseNorm: b_c = a_c / (k + alpha/size * sum a_c'^2)^beta over
     the channels c - size//2 .. c + (size-1)//2, zeros beyond the edges."""
@@ -398,6 +392,7 @@ def lrn(layer: Layer, p: PyTree, s: PyTree, x: Array, ctx: Ctx) -> Applied:
     return x / (a["k"] + (a["alpha"] / size) * sq) ** a["beta"], None
 
 
+@implements("DROPOUT")
 def dropout(layer: Layer, p: PyTree, s: PyTree, x: Array, ctx: Ctx) -> Applied:
     rate = layer.args["rate"]
     if not ctx.train or rate == 0:
@@ -412,6 +407,7 @@ def dropout(layer: Layer, p: PyTree, s: PyTree, x: Array, ctx: Ctx) -> Applied:
 # --- residuals -----------------------------------------------------------------------
 
 
+@implements("SKIP")
 def skip(layer: Layer, p: PyTree, s: PyTree, x: Array, ctx: Ctx) -> Applied:
     """Identity, or torchvision's downsample: 1x1 CONV(stride, bias=false) -> BN."""
     a = layer.args
@@ -421,46 +417,3 @@ def skip(layer: Layer, p: PyTree, s: PyTree, x: Array, ctx: Ctx) -> Applied:
     y, bn_state = batch_norm(y, p["bn"], s["bn"], ctx.train, SKIP_BN_EPS, SKIP_BN_MOMENTUM,
                              layer.path)
     return y, {"bn": bn_state}
-
-
-def init_skip(layer: Layer) -> Inits:
-    a = layer.args
-    if not a["project"]:
-        return None, None
-    cin, cout = layer.in_shape[-1], a["filters"]
-    bn_p, bn_s = _bn_init(cout)
-    return {"conv": {"w": Init((1, 1, cin, cout), "uniform", cin)}, "bn": bn_p}, {"bn": bn_s}
-
-
-# --- the registries ------------------------------------------------------------------
-
-#: kind -> apply function ``fn(layer, params, state, x, ctx) -> (y, new_state)``
-LAYER_FNS: dict[str, Callable[..., tuple[Any, Optional[dict]]]] = {
-    "INPUT": identity,
-    "CONV": conv,
-    "POOL": maxpool,
-    "AVGPOOL": avgpool,
-    "GAP": gap,
-    "FLATTEN": flatten,
-    "FC": fc,
-    "RELU": relu,
-    "TANH": tanh,
-    "SIGMOID": sigmoid,
-    "GELU": gelu,
-    "SOFTMAX": softmax,
-    "LRELU": lrelu,
-    "ELU": elu,
-    "BN": bn,
-    "LRN": lrn,
-    "DROPOUT": dropout,
-    "ID": identity,
-    "SKIP": skip,
-}
-
-#: kind -> init function ``init(layer) -> (params, state)`` as nested dicts of ``Init``
-INIT_FNS: dict[str, Callable[..., tuple[Optional[dict], Optional[dict]]]] = {
-    "CONV": init_conv,
-    "FC": init_fc,
-    "BN": init_bn,
-    "SKIP": init_skip,
-}

@@ -28,7 +28,8 @@ import numpy as np
 from ..checker import CheckedNet
 from ..pipeline import ShapeLike, SourceLike, one_network
 from . import steps, trees
-from .layers import CHUNK, INIT_FNS, Ctx, Init, Layer, path_seed
+from ..kinds import Init
+from .layers import CHUNK, Ctx, Layer, inits, path_seed
 from .losses import LOSSES, Loss, cross_entropy, loss_precision, mse  # noqa: F401 (re-exported)
 from .plan import Plan, visit_repeats
 from .runner import Runner, scan_mode
@@ -209,7 +210,7 @@ class Model:
         j: list[int] = []
         chunks = 0
         for layer in layers:
-            p, s = INIT_FNS[layer.kind](layer)
+            p, s = inits(layer)
             for where, spec, want in ((0, p, layer.params), (1, s, layer.state)):
                 flat = list(_flat_inits(spec, ()))
                 got = sum(init.size for _, init in flat)

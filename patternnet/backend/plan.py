@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Callable, Optional, Sequence
 
 from ..checker import CBranches, CheckedNet, CLayer, CNode, CRepeat, CSeq, layers_in, walk
-from .layers import INIT_FNS, LAYER_FNS, Layer
+from .layers import LAYER_FNS, Layer
 
 
 class Tail:
@@ -48,13 +48,9 @@ class Plan:
         for c in layers_in(self.graph):
             if c.kind not in LAYER_FNS:
                 raise NotImplementedError(f"the JAX backend has no function for layer {c.kind} "
-                                          "(add one to patternnet.backend.layers.LAYER_FNS)")
+                                          "(mark one @implements in patternnet/backend/layers.py)")
             self._layers[id(c)] = Layer(c)
         self.layers: tuple[Layer, ...] = tuple(self._layers.values())
-        missing = sorted({l.kind for l in self.layers
-                          if (l.params or l.state) and l.kind not in INIT_FNS})
-        if missing:
-            raise NotImplementedError(f"the JAX backend has no init function for {missing}")
         self._tails = {id(n): Tail(n, self) for n in walk(self.graph) if isinstance(n, CRepeat)}
 
     def layer(self, c: CLayer) -> Layer:

@@ -1,0 +1,26 @@
+"""Activations: elementwise (RELU, TANH, ...) and SOFTMAX over channels."""
+
+from __future__ import annotations
+
+from .base import ArgSpec, LayerSpec
+
+
+def _plain(name: str, doc: str) -> LayerSpec:
+    return LayerSpec(name, doc=doc, family="act")
+
+
+def _one_arg(name: str, arg: ArgSpec, doc: str) -> LayerSpec:
+    return LayerSpec(name, (arg,), doc=doc, family="act",
+                     summary=lambda a: f"{a[arg.name]:g}",
+                     tokens=lambda a: [" ", f"{a[arg.name]:g}"])
+
+
+RELU = _plain("RELU", "max(x, 0)")
+TANH = _plain("TANH", "tanh(x)")
+SIGMOID = _plain("SIGMOID", "1 / (1 + exp(-x))")
+GELU = _plain("GELU", "x * Phi(x), the exact (erf) form")
+SOFTMAX = _plain("SOFTMAX", "softmax over channels")
+LRELU = _one_arg("LRELU", ArgSpec("slope", "float", 0.01), "leaky ReLU")
+ELU = _one_arg("ELU", ArgSpec("alpha", "float", 1.0), "exponential linear unit")
+
+KINDS = (RELU, TANH, SIGMOID, GELU, SOFTMAX, LRELU, ELU)
