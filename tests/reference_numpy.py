@@ -28,7 +28,7 @@ __all__ = [
     "conv2d", "maxpool", "maxpool_grad", "avgpool", "gap", "flatten", "fc",
     "batchnorm_train", "batchnorm_eval", "lrn",
     "relu", "tanh", "sigmoid", "gelu", "softmax", "lrelu", "elu",
-    "skip_projection", "concat", "add",
+    "skip_projection", "concat", "add", "identity", "dropout", "REFERENCES",
 ]
 
 
@@ -432,3 +432,24 @@ def add(*xs):
     for a in xs:
         out = out + _f64(a)
     return out
+
+
+def identity(x):
+    """INPUT and ID."""
+    return _f64(x)
+
+
+def dropout(x, keep, rate):
+    """Inverted dropout with a given keep mask: kept values scaled by 1/(1 - rate)."""
+    return np.where(keep, _f64(x) / (1.0 - rate), 0.0)
+
+
+#: layer kind -> the name of its reference here (tests/test_kinds.py checks every kind
+#: has one, and that tests/test_backend_reference.py compares the backend with it)
+REFERENCES = {
+    "INPUT": "identity", "CONV": "conv2d", "POOL": "maxpool", "AVGPOOL": "avgpool",
+    "GAP": "gap", "FLATTEN": "flatten", "FC": "fc", "RELU": "relu", "TANH": "tanh",
+    "SIGMOID": "sigmoid", "GELU": "gelu", "SOFTMAX": "softmax", "LRELU": "lrelu",
+    "ELU": "elu", "BN": "batchnorm_train", "LRN": "lrn", "DROPOUT": "dropout",
+    "ID": "identity", "SKIP": "skip_projection",
+}

@@ -812,6 +812,15 @@ def test_lrn(args, kw):
 
 # --- DROPOUT ----------------------------------------------------------------------------
 
+@pytest.mark.parametrize("src, xshape", [("INPUT(3x4x2) -> ID", (2, 3, 4, 2)),
+                                         ("INPUT(5)", (3, 5))])
+def test_identity_kinds(src, xshape):
+    model, params, state, rng = build(src)
+    x = rng.normal(size=xshape)
+    y, _ = apply(model, params, state, x, train=True)
+    close(y, ref.identity(f32(x)), rtol=0, atol=0)
+
+
 def test_dropout_eval_identity():
     model, params, state, rng = build("INPUT(4x4x3) -> DROPOUT(0.7)")
     x = rng.normal(size=(2, 4, 4, 3))
@@ -827,7 +836,7 @@ def test_dropout_train(rate):
     x = rng.uniform(0.5, 1.5, size=(4, 40, 40, 8)).astype(np.float32)   # never 0
     y, _ = apply(model, params, state, x, train=True, rng=_key(11))
     kept = y != 0
-    np.testing.assert_allclose(y[kept], f32(x)[kept] / (1 - rate), rtol=1e-6)
+    np.testing.assert_allclose(y, ref.dropout(f32(x), kept, rate), rtol=1e-6)
     n = y.size
     frac = kept.mean()
     sd = math.sqrt(rate * (1 - rate) / n)
