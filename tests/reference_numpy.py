@@ -27,7 +27,8 @@ __all__ = [
     "same_padding", "out_size", "conv_padding", "pair",
     "conv2d", "maxpool", "maxpool_grad", "avgpool", "gap", "flatten", "fc",
     "batchnorm_train", "batchnorm_eval", "lrn",
-    "relu", "tanh", "sigmoid", "gelu", "softmax", "lrelu", "elu",
+    "relu", "tanh", "sigmoid", "gelu", "softmax", "lrelu", "elu", "relu6", "hardsigmoid",
+    "hardswish", "silu",
     "skip_projection", "concat", "add", "identity", "dropout", "REFERENCES",
 ]
 
@@ -386,6 +387,25 @@ def elu(x, alpha=1.0):
     return _elementwise(x, lambda v: v if v > 0 else alpha * (math.exp(v) - 1.0))
 
 
+def relu6(x):
+    return _elementwise(x, lambda v: min(max(v, 0.0), 6.0))
+
+
+def hardsigmoid(x):
+    """PyTorch's Hardsigmoid: 0 below -3, 1 above 3, x/6 + 1/2 between."""
+    return _elementwise(x, lambda v: 0.0 if v <= -3 else 1.0 if v >= 3 else v / 6.0 + 0.5)
+
+
+def hardswish(x):
+    """PyTorch's Hardswish: x * hardsigmoid(x)."""
+    return _elementwise(x, lambda v: 0.0 if v <= -3 else v if v >= 3 else v * (v + 3) / 6.0)
+
+
+def silu(x):
+    """x * sigmoid(x), computed as x / (1 + e^-x)."""
+    return _elementwise(x, lambda v: v / (1.0 + math.exp(-v)))
+
+
 def softmax(x):
     """Softmax over the last axis."""
     x = _f64(x)
@@ -450,6 +470,7 @@ REFERENCES = {
     "INPUT": "identity", "CONV": "conv2d", "POOL": "maxpool", "AVGPOOL": "avgpool",
     "GAP": "gap", "FLATTEN": "flatten", "FC": "fc", "RELU": "relu", "TANH": "tanh",
     "SIGMOID": "sigmoid", "GELU": "gelu", "SOFTMAX": "softmax", "LRELU": "lrelu",
-    "ELU": "elu", "BN": "batchnorm_train", "LRN": "lrn", "DROPOUT": "dropout",
+    "ELU": "elu", "RELU6": "relu6", "HARDSIGMOID": "hardsigmoid", "HARDSWISH": "hardswish",
+    "SILU": "silu", "BN": "batchnorm_train", "LRN": "lrn", "DROPOUT": "dropout",
     "ID": "identity", "SKIP": "skip_projection",
 }

@@ -209,6 +209,10 @@ LAYER_CASES = [
     ("INPUT(3x3x4) -> LRELU(0.1)", (2, 3, 3, 4), False),
     ("INPUT(3x3x4) -> ELU(0.7)", (2, 3, 3, 4), False),
     ("INPUT(3x3x4) -> ID", (2, 3, 3, 4), False),
+    ("INPUT(3x3x4) -> RELU6", (2, 3, 3, 4), False),
+    ("INPUT(3x3x4) -> HARDSIGMOID", (2, 3, 3, 4), False),
+    ("INPUT(3x3x4) -> HARDSWISH", (2, 3, 3, 4), False),
+    ("INPUT(3x3x4) -> SILU", (2, 3, 3, 4), False),
     # BN
     ("INPUT(3x3x4) -> BN", (3, 3, 3, 4), True),
     ("INPUT(3x3x4) -> BN(eps=1e-2, momentum=0.3)", (3, 3, 3, 4), False),

@@ -719,6 +719,11 @@ ACTIVATIONS = [
     ("ELU(alpha=0.5)", lambda x: ref.elu(x, 0.5)),
     ("ELU(2)", lambda x: ref.elu(x, 2.0)),
     ("ID", lambda x: x),
+    ("RELU6", ref.relu6),
+    ("HARDSIGMOID", ref.hardsigmoid),
+    ("HARDSWISH", ref.hardswish),
+    ("SILU", ref.silu),
+    ("SWISH", ref.silu),
 ]
 
 

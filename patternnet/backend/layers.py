@@ -327,6 +327,30 @@ def elu(x: Array, a: dict[str, Any]) -> Array:
     return jax.nn.elu(x, a["alpha"])
 
 
+@implements("RELU6")
+@_elementwise
+def relu6(x: Array, a: dict[str, Any]) -> Array:
+    return jax.nn.relu6(x)
+
+
+@implements("HARDSIGMOID")
+@_elementwise
+def hardsigmoid(x: Array, a: dict[str, Any]) -> Array:
+    return jax.nn.relu6(x + 3.0) / 6.0
+
+
+@implements("HARDSWISH")
+@_elementwise
+def hardswish(x: Array, a: dict[str, Any]) -> Array:
+    return x * (jax.nn.relu6(x + 3.0) / 6.0)
+
+
+@implements("SILU")
+@_elementwise
+def silu(x: Array, a: dict[str, Any]) -> Array:
+    return jax.nn.silu(x)
+
+
 @implements("INPUT", "ID")
 @_elementwise
 def identity(x: Array, a: dict[str, Any]) -> Array:
