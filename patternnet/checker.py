@@ -580,7 +580,9 @@ class _Walker:
                                trace=tuple(trace), label=label))
 
 
-_KEYS = {k: k.lower() for k in LAYERS}  # path names: conv1, pool2, ...
+#: path names: conv1, pool2, ...; a name ending in a digit takes a `_` before the count
+#: (relu6_1, not relu61)
+_KEYS = {k: k.lower() + ("_" if k[-1].isdigit() else "") for k in LAYERS}
 
 
 def _lint_dropout(w: _Walker) -> None:
