@@ -374,8 +374,12 @@ def sigmoid(x):
     return _elementwise(x, lambda v: 1.0 / (1.0 + math.exp(-v)))
 
 
-def gelu(x):
-    """Exact GELU: x * Phi(x) = x/2 * (1 + erf(x/sqrt 2))."""
+def gelu(x, tanh=False):
+    """Exact GELU: x * Phi(x) = x/2 * (1 + erf(x/sqrt 2)); with ``tanh``, PyTorch's
+    approximation x/2 * (1 + tanh(sqrt(2/pi) * (x + 0.044715 x^3)))."""
+    if tanh:
+        c = math.sqrt(2.0 / math.pi)
+        return _elementwise(x, lambda v: 0.5 * v * (1.0 + math.tanh(c * (v + 0.044715 * v**3))))
     return _elementwise(x, lambda v: 0.5 * v * (1.0 + math.erf(v / math.sqrt(2.0))))
 
 

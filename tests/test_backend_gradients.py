@@ -204,6 +204,7 @@ LAYER_CASES = [
     ("INPUT(3x3x4) -> TANH", (2, 3, 3, 4), False),
     ("INPUT(3x3x4) -> SIGMOID", (2, 3, 3, 4), False),
     ("INPUT(3x3x4) -> GELU", (2, 3, 3, 4), False),
+    ("INPUT(3x3x4) -> GELU(tanh=true)", (2, 3, 3, 4), False),
     ("INPUT(3x3x4) -> SOFTMAX", (2, 3, 3, 4), False),
     ("INPUT(6) -> SOFTMAX", (3, 6), False),
     ("INPUT(3x3x4) -> LRELU(0.1)", (2, 3, 3, 4), False),

@@ -711,6 +711,8 @@ ACTIVATIONS = [
     ("TANH", ref.tanh),
     ("SIGMOID", ref.sigmoid),
     ("GELU", ref.gelu),
+    ("GELU(tanh=true)", lambda x: ref.gelu(x, tanh=True)),
+    ("GELU(false)", ref.gelu),
     ("SOFTMAX", ref.softmax),
     ("LRELU", lambda x: ref.lrelu(x, 0.01)),
     ("LRELU(0.2)", lambda x: ref.lrelu(x, 0.2)),

@@ -306,7 +306,7 @@ def sigmoid(x: Array, a: dict[str, Any]) -> Array:
 @implements("GELU")
 @_elementwise
 def gelu(x: Array, a: dict[str, Any]) -> Array:
-    return jax.nn.gelu(x, approximate=False)
+    return jax.nn.gelu(x, approximate=a["tanh"])
 
 
 @implements("SOFTMAX")

@@ -18,7 +18,12 @@ def _one_arg(name: str, arg: ArgSpec, doc: str) -> LayerSpec:
 RELU = _plain("RELU", "max(x, 0)")
 TANH = _plain("TANH", "tanh(x)")
 SIGMOID = _plain("SIGMOID", "1 / (1 + exp(-x))")
-GELU = _plain("GELU", "x * Phi(x), the exact (erf) form")
+GELU = LayerSpec(
+    "GELU", (ArgSpec("tanh", "bool", False, doc="the tanh approximation (PyTorch's "
+                     "approximate='tanh')"),),
+    doc="x * Phi(x): the exact (erf) form, or with tanh=true the tanh approximation",
+    family="act", summary=lambda a: "tanh=true" if a["tanh"] else "",
+    tokens=lambda a: [" ", "tanh"] if a["tanh"] else [])
 SOFTMAX = _plain("SOFTMAX", "softmax over channels")
 RELU6 = _plain("RELU6", "min(max(x, 0), 6) (MobileNetV2)")
 HARDSIGMOID = _plain("HARDSIGMOID", "relu6(x + 3) / 6 (MobileNetV3's gate)")

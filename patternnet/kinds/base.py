@@ -117,7 +117,8 @@ class LayerSpec:
 
     def describe(self, args: dict) -> str:
         """The summary's Type: ``CONV(64, 3x3, s=2, p=same)``."""
-        return f"{self.name}({self.summary(args)})" if self.summary else self.name
+        inside = self.summary(args) if self.summary else ""
+        return f"{self.name}({inside})" if inside else self.name
 
     def title(self, args: dict) -> list:
         """The diagram's box title as tokens: ``["CONV", " ", "3x3", ", ", "64"]``."""
