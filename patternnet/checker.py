@@ -9,7 +9,6 @@ layer with a stable path, applies the bare-layer defaults, and collects errors
 
 from __future__ import annotations
 
-
 from operator import attrgetter
 from typing import Any, Iterator, Optional, Sequence, Union
 
@@ -486,7 +485,7 @@ class _Walker:
                             "every repeat (limit MAX_LAYERS)", layer.span, layer.trace)
         s.layers, s.count = (layer, s.layers), s.count + 1
         if layer.params:
-            bare_fc = rl is not None and layer.kind == "FC" and "units" not in layer.given
+            bare_fc = layer.kind == "FC" and "units" not in layer.given
             s.last_param = self.emission(rl) if bare_fc and rl is not None else None
         return layer
 
