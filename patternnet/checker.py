@@ -267,6 +267,7 @@ class _Walker:
         self.choice_at = 0                     # `?` instances met
         self.dropped_on: list[int] = []        # `?` instances asked on that did not fit
         self._static: dict = {}                # per resolved layer, see ``static``
+        self._sizes: dict = {}                 # (kind, shape, args) -> counts, see ``counts``
 
     @property
     def layers(self) -> list[CLayer]:
@@ -428,8 +429,9 @@ class _Walker:
         if r.window is not None:
             s.jump = (s.jump[0] * r.window[1][0], s.jump[1] * r.window[1][1])
         path, s.scopes = _named(s.scopes, "skip")
-        params, state = _counts(spec, shape, r.args)
-        return self.emit(CLayer(path, "SKIP", tuple(r.args.items()), shape, r.out_shape,
+        items = tuple(r.args.items())
+        params, state = self.counts(spec, shape, r.args, items)
+        return self.emit(CLayer(path, "SKIP", items, shape, r.out_shape,
                                 params, state, r.macs, s.rf, s.jump, layer.span,
                                 layer.trace, tuple(r.notes), ()))
 
@@ -459,8 +461,9 @@ class _Walker:
         if kind == "CONV":
             s.last_filters, s.halvings = r.out_shape[-1], 0
         path, s.scopes = _named(s.scopes, _KEYS[kind])
-        params, state = _counts(spec, shape, r.args)
-        layer = CLayer(path, kind, tuple(r.args.items()), shape, r.out_shape, params, state,
+        items = tuple(r.args.items())
+        params, state = self.counts(spec, shape, r.args, items)
+        layer = CLayer(path, kind, items, shape, r.out_shape, params, state,
                        r.macs, s.rf, s.jump, rl.span, rl.trace,
                        tuple(notes + r.notes) if notes or r.notes else (),
                        self._static[id(rl)][3])
@@ -470,6 +473,20 @@ class _Walker:
                 s.copies = s.copies[:-1] + (s.copies[-1].passing(size),)
         s.prev_kind = kind
         return self.emit(layer, rl), r.out_shape
+
+    def counts(self, spec, shape: tuple, args: dict, items: tuple) -> tuple[int, int]:
+        """Parameters and state of a layer, counted from the trees its kind declares (the
+        backend initialises the same trees).  Cached by kind, shape and arguments: the
+        copies of a repeat would otherwise build the same trees once each (a fifth of
+        checking `CONV*32000`)."""
+        if spec.weights is no_weights:
+            return 0, 0
+        key = (spec.name, shape, items)
+        hit = self._sizes.get(key)
+        if hit is None:
+            params, state = spec.weights(shape, args)
+            hit = self._sizes[key] = (tree_size(params), tree_size(state))
+        return hit
 
     def emission(self, rl: RLayer) -> tuple:
         """What names this check of ``rl`` whatever the `?`s decide: the resolved layer
@@ -596,15 +613,6 @@ def _lint_dropout(w: _Walker) -> None:
                 layer.span, help="move it before the last FC, or remove it",
                 severity="error" if w.strict else "warning", trace=layer.trace))
             break
-
-
-def _counts(spec, shape: tuple, args: dict) -> tuple[int, int]:
-    """Parameters and state of a layer, counted from the trees its kind declares (the
-    backend initialises the same trees)."""
-    if spec.weights is no_weights:
-        return 0, 0
-    params, state = spec.weights(shape, args)
-    return tree_size(params), tree_size(state)
 
 
 def _fold_left_out(notes: list[Diagnostic]) -> tuple[Diagnostic, ...]:
