@@ -181,8 +181,9 @@ class Optional:
 
 @record
 class Branches:
-    """``(a | b)`` concatenates on channels; ``(a + b)`` adds."""
-    op: str  # "|" or "+"
+    """``(a | b)`` concatenates on channels; ``(a + b)`` adds; ``(a * b)`` gates
+    (patternnet/merges.py)."""
+    op: str  # "|", "+" or "*"
     items: tuple["Expr", ...]
     span: Span = _span()
 

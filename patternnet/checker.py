@@ -19,6 +19,7 @@ from .diagnostics import Diagnostic, Fail, Frame, ShapeError
 from .layers import CONTEXT, DEFAULTS, LAYERS
 from .resolver import Network, RBlock, RBranches, RLayer, ROptional, RRepeat, RSeq
 from .kinds.base import no_weights, tree_size
+from .merges import MERGES, BranchError
 from .rules import RuleError, fmt_shape
 
 DEFAULT_INPUT = (32, 32, 3)
@@ -358,12 +359,13 @@ class _Walker:
 
     def branches(self, b: RBranches, shape):
         # a SKIP branch's body and shape are None until the others give its target
+        merge = MERGES[b.op]
         outs: list[Optional[tuple]] = []
         bodies: list[Optional[CSeq]] = []
         skips: list[int] = []
         s = self.state
         rf0, jump0 = s.rf, s.jump
-        rfs = []
+        rfs: dict[int, tuple] = {}  # branch -> (receptive field, jump) at its end
         for item in b.items:
             if _is_skip(item):
                 skips.append(len(bodies))
@@ -372,10 +374,14 @@ class _Walker:
                 continue
             s.rf, s.jump = rf0, jump0
             body, out = self.seq(item, shape)
+            rfs[len(bodies)] = (s.rf, s.jump)
             bodies.append(body)
             outs.append(out)
-            rfs.append((s.rf, s.jump))
-        if b.op == "+":
+        if skips:
+            if not merge.takes_skip:
+                raise self.fail("E306", "SKIP only goes in `+` branches", b.items[skips[0]].span,
+                                b.trace, help=f"use ID to pass the input through a `{b.op}` "
+                                "branch")
             target = next((o for o in outs if o is not None), None)
             if target is None:
                 raise self.fail("E306", "every branch is SKIP: there is nothing to add to",
@@ -387,36 +393,16 @@ class _Walker:
                 s.rf, s.jump = rf0, jump0
                 bodies[i] = CSeq((self.skip(skip_layer, shape, target),))
                 outs[i] = target
-                rfs.append((s.rf, s.jump))
-            for item, got in zip(b.items, outs):
-                if got != target:
-                    raise self.fail(
-                        "E304", f"`+` needs branches of one shape: {fmt_shape(target)} and "
-                        f"{fmt_shape(got)}", item.span, b.trace,
-                        help="make both branches produce the same shape, or use SKIP, which "
-                        "projects with a 1x1 CONV -> BN when the shapes differ")
-            result = target
-        else:
-            if skips:
-                raise self.fail("E306", "SKIP only goes in `+` branches", b.items[skips[0]].span,
-                                b.trace, help="use ID to pass the input through a `|` branch")
-            result = self.concat(b, outs)
-        if rfs:
-            s.rf = (max(r[0][0] for r in rfs), max(r[0][1] for r in rfs))
-            s.jump = (max(r[1][0] for r in rfs), max(r[1][1] for r in rfs))
+                rfs[i] = (s.rf, s.jump)
+        try:
+            result = merge.rule([o for o in outs if o is not None])
+        except BranchError as e:
+            raise self.fail(e.code, e.message, b.items[e.index].span, b.trace,
+                            help=e.help) from None
+        s.rf, s.jump = _merged_field(rfs, outs, result)
         done = tuple(body for body in bodies if body is not None)
         assert len(done) == len(bodies)  # every SKIP has its body by now
         return CBranches(b.op, done, result, b.span), result
-
-    def concat(self, b: RBranches, outs):
-        first = outs[0]
-        for item, out in zip(b.items, outs):
-            if len(out) != len(first) or out[:-1] != first[:-1]:
-                raise self.fail(
-                    "E305", f"`|` concatenates on channels, so the branches' other dimensions "
-                    f"must agree: {fmt_shape(first)} and {fmt_shape(out)}", item.span, b.trace,
-                    help="give every branch the same stride and padding (p=same keeps sizes)")
-        return first[:-1] + (sum(o[-1] for o in outs),)
 
     def skip(self, layer: RLayer, shape, target) -> CLayer:
         spec = LAYERS["SKIP"]
@@ -613,6 +599,18 @@ def _lint_dropout(w: _Walker) -> None:
                 layer.span, help="move it before the last FC, or remove it",
                 severity="error" if w.strict else "warning", trace=layer.trace))
             break
+
+
+def _merged_field(rfs: dict, outs: list, result: tuple) -> tuple[tuple, tuple]:
+    """The receptive field and jump after a merge: the widest field of any branch (an
+    output depends on all of them), and the jump of the branches on the merged grid (a
+    gate's GAP branch strides over the whole image, but the gated output keeps the
+    image's positions)."""
+    fields = list(rfs.values())
+    grid = [rfs[i][1] for i, o in enumerate(outs) if o is not None and o[:-1] == result[:-1]]
+    rf = (max(f[0][0] for f in fields), max(f[0][1] for f in fields))
+    jumps = grid or [f[1] for f in fields]
+    return rf, (max(j[0] for j in jumps), max(j[1] for j in jumps))
 
 
 def _fold_left_out(notes: list[Diagnostic]) -> tuple[Diagnostic, ...]:

@@ -31,6 +31,7 @@ from typing import Optional
 
 from .checker import CBranches, CheckedNet, CLayer, CRepeat, CSeq, layers_in
 from .layers import LAYERS
+from .merges import MERGES
 from .rules import fmt_shape
 from .summary import describe, human
 
@@ -201,10 +202,12 @@ class _Group(_Node):
 
 
 class _Fork(_Node):
-    """Branches side by side, joined by ``op`` (``+`` add, ``|`` concat)."""
+    """Branches side by side, joined by ``op``'s junction (merges.py: ⊕ add, ⊗ gate,
+    the concat bar)."""
 
     def __init__(self, op: str, branches: list, out: tuple):
         self.op, self.branches, self.out = op, branches, out
+        self.junction = MERGES[op].junction
 
     def key(self):
         return ("fork", self.op, tuple(b.key() for b in self.branches))
@@ -215,17 +218,19 @@ class _Fork(_Node):
         ms, axes, x = [], [], 0
         for b in self.branches:
             m = b.measure()
-            if self.op == "|":
+            if self.junction == "concat" or (self.junction == "mul" and b.out != self.out):
                 m = _M(m.l, max(m.r, EDGE_DX + text_width(_show(b.out), F_EDGE) + 4), m.h,
                        m.top_in, m.bot_out, m.arrow)
             ms.append(m)
             axes.append(x + m.l)
             x += m.l + m.r + COL_GAP
         width = x - COL_GAP
-        if self.op == "+":
+        if self.junction == "add":  # under the first branch that is not the shortcut
             first = next((i for i, b in enumerate(self.branches)
                           if not (len(b.items) == 1 and isinstance(b.items[0], _Ident))), 0)
             axis = axes[first]
+        elif self.junction == "mul":  # under the branch that is gated
+            axis = axes[next((i for i, b in enumerate(self.branches) if b.out == self.out), 0)]
         else:
             axis = (axes[0] + axes[-1]) / 2
         return ms, axes, width, axis
@@ -233,10 +238,11 @@ class _Fork(_Node):
     def _measure(self) -> _M:
         ms, axes, width, axis = self.columns()
         l, r = axis, width - axis
-        if self.op == "|":
+        if self.junction == "concat":
             bar = text_width("concat", F_SMALL) / 2 + 10
             l, r = max(l, bar), max(r, bar)
-        h = SPLIT + max(m.h for m in ms) + EXIT + (2 * MERGE_R if self.op == "+" else BAR_H)
+        h = SPLIT + max(m.h for m in ms) + EXIT + (BAR_H if self.junction == "concat"
+                                                   else 2 * MERGE_R)
         return _M(l, r, h, 0, 0, arrow=False)
 
 
@@ -592,7 +598,7 @@ def _draw_fork(f: _Fork, x, y, c: _Canvas) -> None:
         _draw(b, bx, top, c)
         c.nodes.append("</g>")
         exit_y = top + m.h - m.bot_out
-        if f.op == "+":
+        if f.junction != "concat":
             cy = merge + MERGE_R
             if bx == x:
                 c.line([(bx, exit_y), (bx, merge)], arrow=True)
@@ -601,13 +607,16 @@ def _draw_fork(f: _Fork, x, y, c: _Canvas) -> None:
                 c.line([(bx, exit_y), (bx, cy), (x + side, cy)], arrow=True)
         else:
             c.line([(bx, exit_y), (bx, merge)], arrow=True)
+        if f.junction == "concat" or (f.junction == "mul" and b.out != f.out):
             c.text(bx + EDGE_DX, merge - 7, _show(b.out), F_EDGE, fill=MUTED, cls="shape")
-    if f.op == "+":
-        cy = merge + MERGE_R
-        c.nodes.append(f'<g class="merge add"><circle cx="{_n(x)}" cy="{_n(cy)}" '
+    if f.junction != "concat":
+        cy, r = merge + MERGE_R, 3.6 if f.junction == "mul" else 5
+        mark = (f"M{_n(x - r)},{_n(cy - r)}L{_n(x + r)},{_n(cy + r)}M{_n(x - r)},{_n(cy + r)}"
+                f"L{_n(x + r)},{_n(cy - r)}" if f.junction == "mul" else
+                f"M{_n(x - r)},{_n(cy)}H{_n(x + r)}M{_n(x)},{_n(cy - r)}V{_n(cy + r)}")
+        c.nodes.append(f'<g class="merge {f.junction}"><circle cx="{_n(x)}" cy="{_n(cy)}" '
                        f'r="{MERGE_R}" fill="#ffffff" stroke="{EDGE}" stroke-width="1.4"/>'
-                       f'<path d="M{_n(x - 5)},{_n(cy)}H{_n(x + 5)}M{_n(x)},{_n(cy - 5)}'
-                       f'V{_n(cy + 5)}" stroke="{EDGE}" stroke-width="1.6"/></g>')
+                       f'<path d="{mark}" stroke="{EDGE}" stroke-width="1.6"/></g>')
     else:
         half = text_width("concat", F_SMALL) / 2 + 10
         x0 = min(min(xs) - 14, x - half)

@@ -119,6 +119,29 @@ def _has_layer_operand(x) -> bool:
     return _is_layer(x)
 
 
+def _gate_operands(x) -> list:
+    """``a * b * c`` with layer expressions on both sides as ``[a, b, c]``; anything else
+    as ``[x]``.  The grammar gives ``*`` and ``?`` one precedence, left to right, so
+    ``a * b?`` came back as ``(a * b)?`` and ``a * b*2`` as ``(a * b)*2``: a postfix
+    after a gate belongs to its last operand.  Iterative over the left spine."""
+    spine = []
+    while isinstance(x, (A.Repeat, A.Optional)):
+        spine.append(x)
+        x = x.body
+    parts = [x]
+    for node in reversed(spine):
+        if isinstance(node, A.Repeat) and _is_layer(node.count):
+            parts.append(node.count)
+        elif len(parts) == 1:
+            parts = [node]
+        else:
+            last = parts[-1]
+            span = last.span.to(node.span)
+            parts[-1] = (A.Optional(last, span) if isinstance(node, A.Optional)
+                         else A.Repeat(last, node.count, span))
+    return parts
+
+
 def _binop(op: str) -> Callable[["_Builder", list], A.BinOp]:
     """The builder's method for a binary arithmetic operator."""
     def method(self: "_Builder", c: list) -> A.BinOp:
@@ -310,13 +333,53 @@ class _Builder:
                               item.span, help="put the `+` branches in parentheses of their "
                               "own: `(a | (b + c))`")
             items = tuple(self.as_layer(A.Paren(i, i.span) if isinstance(i, A.BinOp) and i.op == "+"
-                                        else i) for i in inner.items)
+                                        else self._no_gate(i, "|")) for i in inner.items)
             return A.Branches("|", items, span)
         if isinstance(inner, A.BinOp) and inner.op == "+" and _has_layer_operand(inner):
-            return A.Branches("+", tuple(self.as_layer(i) for i in plus_spine(inner)), span)
+            spine = [self._no_gate(item, "+") for item in plus_spine(inner)]
+            return A.Branches("+", tuple(self.as_layer(i) for i in spine), span)
+        gated = self._gate_branches(inner)
+        if gated is not None:
+            return A.Branches("*", gated, span)
         if _is_layer(inner):
             return A.Group(inner, span)
         return A.Paren(inner, span)
+
+    def _gate_branches(self, x) -> Optional[tuple]:
+        """The branches of ``(a -> b * c -> d)``: ``*`` between two layer expressions
+        gates, and splits the chain around it as ``+`` and ``|`` do.  The grammar gives
+        ``*`` its repeat precedence (``CONV -> RELU*2``), above ``->``, so ``b * c`` came
+        back as a repeat of ``b`` whose count is the layer ``c``; it is re-associated here,
+        where the parentheses show it is a merge.  None when there is no gate."""
+        items = x.items if isinstance(x, A.Chain) else (x,)
+        segments: list[list] = []
+        current: list = []
+        for item in items:
+            operands = _gate_operands(item)
+            if len(operands) == 1:
+                current.append(item)
+                continue
+            current.append(operands[0])
+            segments.append(current)
+            segments.extend([mid] for mid in operands[1:-1])
+            current = [operands[-1]]
+        if not segments:
+            return None
+        segments.append(current)
+        return tuple(s[0] if len(s) == 1 else A.Chain(tuple(s), self._sp(s[0], s[-1]))
+                     for s in segments)
+
+    def _no_gate(self, item, op: str):
+        """``item``, a branch of ``op``; a gate in it is reported, and read as if it
+        had the parentheses it needs (so that it is reported once)."""
+        chain = item.items if isinstance(item, A.Chain) else (item,)
+        gate = next((i for i in chain if len(_gate_operands(i)) > 1), None)
+        if gate is None:
+            return item
+        self._err("E108", f"`{op}` and `*` cannot be mixed in one pair of parentheses",
+                  gate.span, help="put the gate in parentheses of its own: "
+                  f"`((ID * GAP -> FC(c) -> SIGMOID) {op} b)`")
+        return A.Branches("*", self._gate_branches(item) or (), item.span)
 
     def tuple(self, c):
         return A.Tuple(tuple(c[1:-1]), self._sp(c[0], c[-1]))
@@ -382,6 +445,14 @@ def _validate(stmt, diags: list) -> None:
                 "E108", f"`{node.op}` between layers must be in parentheses", node.span,
                 label="not parenthesised", help="put the branches in parentheses: `(a + b)`"
                 if node.op == "+" else "to repeat n - 1 times write `*(n - 1)`"))
+            continue
+        if isinstance(node, A.Repeat) and _is_layer(node.count):
+            diags.append(Diagnostic(
+                "E108", "`*` between layers gates one branch by another, and must be in "
+                "parentheses", node.span, label="not parenthesised",
+                help="write the gate as `(ID * GAP -> FC(c) -> SIGMOID)`: everything from `*` "
+                "to the closing parenthesis is the gate; to repeat, the count goes after "
+                "`*` as a number: `CONV*2`"))
             continue
         if want == "layer" and isinstance(node, _VALUE_NODES + (A.BinOp, A.Paren)):
             what = _describe(node)

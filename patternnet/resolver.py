@@ -70,7 +70,7 @@ class ROptional:
 
 @record
 class RBranches:
-    op: str  # "|" concat on channels, "+" add
+    op: str  # a merge's operator: "|" concat, "+" add, "*" gate (merges.py)
     items: tuple[RSeq, ...]
     span: A.Span = field(compare=False)
     trace: tuple[Frame, ...] = field(default=(), compare=False)
@@ -483,6 +483,13 @@ class _Resolver:
             raise _fail("E213", "expected a layer here", node.span, trace=trace)
 
     def repeat(self, node: A.Repeat, env, trace, mult) -> RRepeat:
+        count = node.count
+        if isinstance(count, A.Name) and count.name not in env and (
+                count.name in self.defs.blocks or count.name in self.defs.networks):
+            raise _fail("E213", f"`{count.name}` is a block, so it cannot count a repeat",
+                        count.span, trace=trace, help=f"a repeat count is a number; to run "
+                        f"the block after, chain it: `-> {count.name}`; to gate by it, call it "
+                        f"inside parentheses: `(ID * {count.name}())`")
         n = _as_int(self.value(node.count, env, trace), node.count.span, trace, "a repeat count")
         if n < 0:
             raise _fail("E209", f"a repeat count cannot be negative (it is {n})", node.count.span,

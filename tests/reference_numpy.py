@@ -29,7 +29,8 @@ __all__ = [
     "batchnorm_train", "batchnorm_eval", "lrn",
     "relu", "tanh", "sigmoid", "gelu", "softmax", "lrelu", "elu", "relu6", "hardsigmoid",
     "hardswish", "silu",
-    "skip_projection", "concat", "add", "identity", "dropout", "REFERENCES",
+    "skip_projection", "concat", "add", "gate", "identity", "dropout", "REFERENCES",
+    "MERGE_REFERENCES",
 ]
 
 
@@ -458,6 +459,25 @@ def add(*xs):
     return out
 
 
+def gate(*xs):
+    """``*``: the largest branch multiplied element by element by the others; a batch of
+    vectors ``(N, C)`` beside images ``(N, H, W, C)`` scales channel ``c`` of every
+    position by entry ``c``, a dimension of 1 repeats along that axis.  Written as loops
+    over the output's elements, not by NumPy broadcasting."""
+    xs = [_f64(a) for a in xs]
+    big = max(xs, key=lambda a: (a.ndim, a.size))
+    out = np.empty_like(big)
+    for idx in np.ndindex(*big.shape):
+        v = 1.0
+        for a in xs:
+            if a.ndim < big.ndim:  # (N, C) beside (N, H, W, C)
+                v *= a[idx[0], idx[-1]]
+            else:
+                v *= a[tuple(i if d > 1 else 0 for i, d in zip(idx, a.shape))]
+        out[idx] = v
+    return out
+
+
 def identity(x):
     """INPUT and ID."""
     return _f64(x)
@@ -478,3 +498,6 @@ REFERENCES = {
     "SILU": "silu", "BN": "batchnorm_train", "LRN": "lrn", "DROPOUT": "dropout",
     "ID": "identity", "SKIP": "skip_projection",
 }
+
+#: merge operator -> the name of its reference here (tests/test_merges.py)
+MERGE_REFERENCES = {"+": "add", "|": "concat", "*": "gate"}

@@ -21,6 +21,8 @@ object, which costs far more than drawing from an existing one.
 
 from __future__ import annotations
 
+import re
+
 from functools import lru_cache
 
 from hypothesis import strategies as st
@@ -179,6 +181,21 @@ def layers() -> st.SearchStrategy[str]:
                      weighted((3, st.just("")), (1, st.just("()")), (3, _args())))
 
 
+_BARE_FIRST = re.compile(r"[\s(]*[a-z_][A-Za-z0-9_]*(?![A-Za-z0-9_(])")  # `n`, `(n)`
+
+
+def _no_bare_ends(item: str) -> bool:
+    """Whether the chain ``item`` starts and ends with something other than a bare name
+    (its last stage starts after its last ``->`` outside brackets)."""
+    item = re.sub(r"#[^\n]*", "", item)
+    depth, last = 0, 0
+    for i, ch in enumerate(item):
+        depth += ch in "([" and 1 or ch in ")]" and -1 or 0
+        if depth == 0 and item.startswith("->", i):
+            last = i + 2
+    return not _BARE_FIRST.match(item) and not _BARE_FIRST.match(item[last:])
+
+
 @cached
 def _atom(depth: int) -> st.SearchStrategy[str]:
     block = st.builds("{}{}".format, names(), st.one_of(st.just(""), st.just("()"), _args()))
@@ -190,8 +207,11 @@ def _atom(depth: int) -> st.SearchStrategy[str]:
 
     @st.composite
     def branches(draw):
-        op = draw(st.sampled_from(["|", "+"]))
-        items = draw(st.lists(body, min_size=2, max_size=3))
+        op = draw(st.sampled_from(["|", "+", "*"]))
+        # beside a gating `*` a bare block name reads as a repeat count (`ID * se`), so
+        # a gate's branches neither start nor end with one
+        items = draw(st.lists(body.filter(_no_bare_ends) if op == "*" else body,
+                              min_size=2, max_size=3))
         return "(" + "".join((draw(ws) + op + draw(ws) if i else "") + item
                              for i, item in enumerate(items)) + ")"
 

@@ -273,6 +273,11 @@ COMPOSITES = {
         "+ SKIP) -> RELU\n"
         "INPUT(6x6x3) -> basic(3) -> basic(4, s=2) -> GAP -> FC(3)",
         (3, 6, 6, 3)),
+    "squeeze_excitation": (  # a vector gate, a 1x1 gate and a spatial gate
+        "INPUT(5x5x3) -> CONV(4) -> (ID * GAP -> FC(2) -> RELU -> FC(4) -> SIGMOID) "
+        "-> (ID * AVGPOOL(5) -> CONV(2, 1) -> SILU -> CONV(4, 1) -> HARDSIGMOID) "
+        "-> (CONV(4) * CONV(1, 1) -> SIGMOID) -> GAP -> FC(3)",
+        (2, 5, 5, 3)),
     "inception_like": (
         "INPUT(6x6x3) -> CONV(4, 3) -> RELU -> (CONV(2, 1) | CONV(2, 1) -> RELU -> CONV(3, 3) "
         "| CONV(2, 1) -> CONV(2, 5) | POOL(3, s=1, p=1) -> CONV(2, 1)) -> AVGPOOL(3, s=2, p=1) "

@@ -1039,7 +1039,8 @@ def test_block_used_as_a_value():
 
 def test_block_used_as_a_repeat_count():
     d = err("b = CONV\nINPUT -> RELU*b", "E213")
-    assert d.message == "`b` is a block, not a value"
+    assert d.message == "`b` is a block, so it cannot count a repeat"
+    assert "`-> b`" in d.help and "`(ID * b())`" in d.help  # chain it, or gate by it
 
 
 def test_parameter_used_as_a_block():

@@ -2,15 +2,14 @@
 traces it.
 
 It walks the checker's graph (``plan.py`` adds the backend's facts): a layer calls its
-function in ``LAYER_FNS``; ``+`` sums its branches and ``|`` concatenates them on
-channels; a repeat runs its copies one after the other, or its uniform tail as one
-``jax.lax.scan`` over the copies' parameters stacked along a leading axis (stacked
-inside the trace from the per-copy entries, or as stored by the stacked layout).
+function in ``LAYER_FNS``, a merge (``+``, ``|``, ``*``) its function in ``MERGE_FNS``;
+a repeat runs its copies one after the other, or its uniform tail as one
+``jax.lax.scan`` over the copies' parameters stacked along a leading axis (stacked inside
+the trace from the per-copy entries, or as stored by the stacked layout).
 """
 
 from __future__ import annotations
 
-import functools
 import operator
 from typing import Any, Optional, Union
 
@@ -21,6 +20,7 @@ import numpy as np
 from ..checker import CLayer, CNode, CRepeat, CSeq
 from . import trees
 from .layers import LAYER_FNS, Ctx, Layer
+from .merges import MERGE_FNS
 from .plan import Plan, Tail
 from .types import Array, PyTree
 
@@ -83,10 +83,7 @@ class Runner:
             return x
         if isinstance(node, CRepeat):
             return self.repeat(node, x)
-        outs = [self.run(b, x) for b in node.branches]
-        if node.op == "+":
-            return functools.reduce(operator.add, outs)
-        return jnp.concatenate(outs, axis=-1)
+        return MERGE_FNS[node.op]([self.run(b, x) for b in node.branches])
 
     def scans(self, tail: Tail) -> bool:
         """Whether this repeat's uniform tail runs as one ``lax.scan``."""
