@@ -46,6 +46,13 @@ def normalize_arg(v: Any, spec: Any, layer: str, span: Optional[A.Span] = None,
                 isinstance(x, int) and not isinstance(x, bool) and x >= 1 for x in v):
             return tuple(v)
         raise bad("a positive integer or a size like 3x3")
+    if kind == "nat2":
+        if is_int and v >= 0:
+            return (v, v)
+        if isinstance(v, tuple) and len(v) == 2 and all(
+                isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in v):
+            return tuple(v)
+        raise bad("an integer >= 0 or a pair (h, w)")
     if kind == "pad":
         if v in ("same", "valid"):
             return v

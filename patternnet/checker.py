@@ -442,6 +442,8 @@ class _Walker:
             (kh, kw), (sh, sw) = r.window
             s.rf = (s.rf[0] + (kh - 1) * s.jump[0], s.rf[1] + (kw - 1) * s.jump[1])
             s.jump = (s.jump[0] * sh, s.jump[1] * sw)
+        if r.zoom != (1, 1):  # finer than the input's pixels: the jump stays 1 (docs §10)
+            s.jump = (max(1, s.jump[0] // r.zoom[0]), max(1, s.jump[1] // r.zoom[1]))
         if kind in ("POOL", "AVGPOOL") and len(shape) == 3 and r.out_shape[0] < shape[0]:
             s.halvings += 1
         if kind == "CONV":

@@ -19,7 +19,7 @@ from . import ast as A
 from . import limits
 from .args import as_layer, normalize_arg, show
 from .diagnostics import Diagnostic, Fail, Frame, ResolveError, did_you_mean
-from .layers import LAYERS, LayerSpec
+from .layers import LAYERS, REQUIRED, LayerSpec
 
 # --- the resolved network ------------------------------------------------------------
 
@@ -551,6 +551,12 @@ class _Resolver:
                 raise _fail("E206", f"`{argspec.name}` of {node.name} is given twice", a.span,
                             trace=trace, help="keep one of them")
             args[argspec.name] = (a, argspec)
+        missing = [a.name for a in spec.args if a.default is REQUIRED and a.name not in args]
+        if missing:
+            example = ", ".join(["64" if i == 0 else f"{m}=..." for i, m in enumerate(missing)])
+            raise _fail("E218", f"{node.name} needs `{'`, `'.join(missing)}`", node.span,
+                        trace=trace, label="missing " + ", ".join(missing),
+                        help=f"give it: `{node.name}({example})`")
         return tuple((name, a, argspec) for name, (a, argspec) in args.items())
 
     def call(self, node: A.Call, env, trace, mult) -> RNode:

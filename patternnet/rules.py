@@ -34,12 +34,25 @@ class Out:
     args: dict
     macs: int = 0
     window: Optional[tuple] = None      # ((kh, kw), (sh, sw)) for the receptive field
+    zoom: tuple = (1, 1)                # an upsampling's factor: the jump shrinks by it
     notes: list = field(default_factory=list)
     lints: list = field(default_factory=list)  # (code, message, help)
 
 
 def fmt_shape(shape: Optional[Sequence[int]]) -> str:
     return "x".join(str(d) for d in shape) if shape else "()"
+
+
+def divides(kind: str, what: str, n: int, channels: int, help: str = "") -> None:
+    """E303 when ``n`` (groups, parts) does not divide ``channels``, with the quotient and
+    the divisors that would."""
+    if channels % n:
+        divisors = ", ".join(str(d) for d in range(1, channels + 1) if channels % d == 0)
+        if len(divisors) > 60:
+            divisors = divisors[:60].rsplit(",", 1)[0] + ", ..."
+        raise RuleError("E303", f"{kind} {what}={n} must divide the {channels:,} channels: "
+                        f"{channels:,} / {n} = {channels / n:.4g}",
+                        help=help or f"pick a divisor of {channels:,}: {divisors}")
 
 
 def need_image(shape: tuple, kind: str, what: str = "an image") -> None:

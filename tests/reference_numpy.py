@@ -28,7 +28,8 @@ __all__ = [
     "conv2d", "maxpool", "maxpool_grad", "avgpool", "gap", "flatten", "fc",
     "batchnorm_train", "batchnorm_eval", "lrn",
     "relu", "tanh", "sigmoid", "gelu", "softmax", "lrelu", "elu", "relu6", "hardsigmoid",
-    "hardswish", "silu",
+    "hardswish", "silu", "layernorm", "groupnorm", "channel_scale", "droppath", "split",
+    "shuffle", "upsample", "conv_transpose2d",
     "skip_projection", "concat", "add", "gate", "identity", "dropout", "REFERENCES",
     "MERGE_REFERENCES",
 ]
@@ -425,6 +426,142 @@ def softmax(x):
     return out
 
 
+def layernorm(x, scale, bias, eps=1e-5):
+    """LayerNorm over the last axis (channels) at each position: mean and biased
+    variance of the C values, then the per-channel scale and bias."""
+    x = _f64(x)
+    out = np.empty_like(x)
+    for idx in np.ndindex(*x.shape[:-1]):
+        v = x[idx]
+        m = sum(v) / len(v)
+        var = sum((vi - m) ** 2 for vi in v) / len(v)
+        out[idx] = [(vi - m) / math.sqrt(var + eps) * float(g) + float(b)
+                    for vi, g, b in zip(v, scale, bias)]
+    return out
+
+
+def groupnorm(x, scale, bias, groups, eps=1e-5):
+    """GroupNorm: per sample, channels cut into ``groups`` runs of C/groups; each run
+    normalised over its channels and every position."""
+    x = _f64(x)
+    out = np.empty_like(x)
+    c = x.shape[-1]
+    per = c // groups
+    for n in range(x.shape[0]):
+        for g in range(groups):
+            chans = range(g * per, (g + 1) * per)
+            vals = [x[(n,) + pos + (ch,)] for pos in np.ndindex(*x.shape[1:-1]) for ch in chans]
+            m = sum(vals) / len(vals)
+            var = sum((v - m) ** 2 for v in vals) / len(vals)
+            for pos in np.ndindex(*x.shape[1:-1]):
+                for ch in chans:
+                    i = (n,) + pos + (ch,)
+                    out[i] = (x[i] - m) / math.sqrt(var + eps) * float(scale[ch]) + float(bias[ch])
+    return out
+
+
+def channel_scale(x, gamma):
+    """SCALE: channel c times gamma[c]."""
+    x = _f64(x)
+    out = np.empty_like(x)
+    for idx in np.ndindex(*x.shape):
+        out[idx] = x[idx] * float(gamma[idx[-1]])
+    return out
+
+
+def droppath(x, keep, rate):
+    """Stochastic depth with a given per-sample keep vector: sample n is kept whole and
+    scaled by 1/(1 - rate), or zeroed."""
+    x = _f64(x)
+    out = np.zeros_like(x)
+    for n in range(x.shape[0]):
+        if keep[n]:
+            out[n] = x[n] / (1.0 - rate)
+    return out
+
+
+def split(x, parts, index):
+    """SPLIT: channels index*C/parts .. (index+1)*C/parts - 1."""
+    x = _f64(x)
+    per = x.shape[-1] // parts
+    return np.stack([x[..., index * per + j] for j in range(per)], axis=-1)
+
+
+def shuffle(x, groups):
+    """Channel shuffle (torchvision's channel_shuffle, channels last): the output's
+    channel j*groups + g is the input's channel g*(C/groups) + j."""
+    x = _f64(x)
+    c = x.shape[-1]
+    per = c // groups
+    out = np.empty_like(x)
+    for g in range(groups):
+        for j in range(per):
+            out[..., j * groups + g] = x[..., g * per + j]
+    return out
+
+
+def _source_index(i, n_in, n_out, bilinear, corners):
+    """Where output index ``i`` samples the input, as PyTorch's interpolate computes it."""
+    if not bilinear:
+        return min(math.floor(i * n_in / n_out), n_in - 1)
+    if corners:
+        return i * (n_in - 1) / (n_out - 1) if n_out > 1 else 0.0
+    return max((i + 0.5) * n_in / n_out - 0.5, 0.0)
+
+
+def upsample(x, out_hw, bilinear=False, corners=False):
+    """nn.Upsample to ``out_hw``: nearest, or bilinear from the four pixels around each
+    output's source point (clamped at the far edge)."""
+    x = _f64(x)
+    n, h, w, c = x.shape
+    oh, ow = out_hw
+    out = np.empty((n, oh, ow, c))
+    for i in range(oh):
+        si = _source_index(i, h, oh, bilinear, corners)
+        for j in range(ow):
+            sj = _source_index(j, w, ow, bilinear, corners)
+            if not bilinear:
+                out[:, i, j, :] = x[:, si, sj, :]
+                continue
+            i0, j0 = min(math.floor(si), h - 1), min(math.floor(sj), w - 1)
+            i1, j1 = min(i0 + 1, h - 1), min(j0 + 1, w - 1)
+            ti, tj = si - i0, sj - j0
+            out[:, i, j, :] = ((1 - ti) * (1 - tj) * x[:, i0, j0, :] + (1 - ti) * tj * x[:, i0, j1, :]
+                               + ti * (1 - tj) * x[:, i1, j0, :] + ti * tj * x[:, i1, j1, :])
+    return out
+
+
+def conv_transpose2d(x, w, b=None, stride=1, padding=(0, 0), output_padding=(0, 0),
+                     dilation=1, groups=1):
+    """ConvTranspose2d by its definition: every input pixel scatters its kernel.
+    ``x`` is (N, H, W, Cin); ``w`` is (kh, kw, Cin, Cout/groups), PyTorch's
+    (Cin, Cout/groups, kh, kw) with the taps first.  Output position
+    o = i*stride - pad + k*dilation, kept where 0 <= o < out size."""
+    x, w = _f64(x), _f64(w)
+    (sh, sw), (dh, dw) = pair(stride), pair(dilation)
+    (ph, pw), (oph, opw) = pair(padding), pair(output_padding)
+    n, h, wd, cin = x.shape
+    kh, kw, _, per = w.shape
+    oh = (h - 1) * sh - 2 * ph + dh * (kh - 1) + oph + 1
+    ow = (wd - 1) * sw - 2 * pw + dw * (kw - 1) + opw + 1
+    out = np.zeros((n, oh, ow, per * groups))
+    cin_g = cin // groups
+    for i in range(h):
+        for j in range(wd):
+            for a in range(kh):
+                for bb in range(kw):
+                    oi, oj = i * sh - ph + a * dh, j * sw - pw + bb * dw
+                    if not (0 <= oi < oh and 0 <= oj < ow):
+                        continue
+                    for ci in range(cin):
+                        g = ci // cin_g
+                        out[:, oi, oj, g * per:(g + 1) * per] += (
+                            x[:, i, j, ci][:, None] * w[a, bb, ci, :][None, :])
+    if b is not None:
+        out = out + _f64(b)
+    return out
+
+
 def skip_projection(x, w, scale, bias, running_mean, running_var, stride, train=False,
                     eps=1e-5, momentum=0.1):
     """torchvision's ResNet downsample: 1x1 CONV(bias=false, stride, no padding) -> BN.
@@ -496,7 +633,9 @@ REFERENCES = {
     "SIGMOID": "sigmoid", "GELU": "gelu", "SOFTMAX": "softmax", "LRELU": "lrelu",
     "ELU": "elu", "RELU6": "relu6", "HARDSIGMOID": "hardsigmoid", "HARDSWISH": "hardswish",
     "SILU": "silu", "BN": "batchnorm_train", "LRN": "lrn", "DROPOUT": "dropout",
-    "ID": "identity", "SKIP": "skip_projection",
+    "ID": "identity", "SKIP": "skip_projection", "LAYERNORM": "layernorm",
+    "GROUPNORM": "groupnorm", "SCALE": "channel_scale", "DROPPATH": "droppath",
+    "SPLIT": "split", "SHUFFLE": "shuffle", "UPSAMPLE": "upsample", "CONVT": "conv_transpose2d",
 }
 
 #: merge operator -> the name of its reference here (tests/test_merges.py)

@@ -225,6 +225,22 @@ LAYER_CASES = [
     # DROPOUT
     ("INPUT(4x4x3) -> DROPOUT(0.3)", (2, 4, 4, 3), True),
     ("INPUT(4x4x3) -> DROPOUT(0.3)", (2, 4, 4, 3), False),
+    # the modern vocabulary
+    ("INPUT(3x3x4) -> LAYERNORM", (2, 3, 3, 4), False),
+    ("INPUT(5) -> LAYERNORM(eps=1e-3)", (3, 5), False),
+    ("INPUT(3x3x4) -> GROUPNORM(2)", (2, 3, 3, 4), False),
+    ("INPUT(6) -> GROUPNORM(3)", (2, 6), False),
+    ("INPUT(3x3x4) -> SCALE(0.5)", (2, 3, 3, 4), False),
+    ("INPUT(3x3x4) -> DROPPATH(0.5)", (4, 3, 3, 4), True),
+    ("INPUT(3x3x4) -> DROPPATH(0.5)", (4, 3, 3, 4), False),
+    ("INPUT(3x3x4) -> CONV(4) -> (SPLIT(2, 0) | SPLIT(2, 1) -> CONV(2)) -> SHUFFLE",
+     (2, 3, 3, 4), False),
+    ("INPUT(3x3x2) -> UPSAMPLE", (2, 3, 3, 2), False),
+    ("INPUT(3x3x2) -> UPSAMPLE(size=5x4, bilinear=true)", (2, 3, 3, 2), False),
+    ("INPUT(3x3x2) -> UPSAMPLE(bilinear=true, corners=true)", (2, 3, 3, 2), False),
+    ("INPUT(3x3x2) -> CONVT(3)", (2, 3, 3, 2), False),
+    ("INPUT(3x4x4) -> CONVT(4, 3, s=2, p=1, output_padding=1, groups=2)", (2, 3, 4, 4), False),
+    ("INPUT(4x4x2) -> CONVT(2, 3, s=1, p=2, dilation=2, bias=false)", (2, 4, 4, 2), False),
     # branches
     ("INPUT(5x5x3) -> (CONV(2, 1) | CONV(3) | POOL(3, s=1, p=1))", (2, 5, 5, 3), False),
     ("INPUT(4x4x3) -> (CONV(3) + ID)", (2, 4, 4, 3), False),

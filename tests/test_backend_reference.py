@@ -1039,3 +1039,165 @@ def test_typed_keys():
     assert np.asarray(y1).shape == (4, 20)
     # the same seed as a typed key or a raw key gives the same mask
     np.testing.assert_array_equal(np.asarray(y1) != 0, np.asarray(y2) != 0)
+
+
+# --- the modern vocabulary: LAYERNORM, GROUPNORM, SCALE, DROPPATH, SPLIT, SHUFFLE,
+# --- UPSAMPLE, CONVT ----------------------------------------------------------------------
+
+def test_ref_layernorm_and_groupnorm_hand_computed():
+    # one position, channels 1, 2, 3: mean 2, biased var 2/3
+    x = np.array([1.0, 2.0, 3.0]).reshape(1, 1, 1, 3)
+    y = ref.layernorm(x, [1.0, 2.0, 1.0], [0.0, 0.0, 5.0], eps=0.0)
+    s = math.sqrt(2 / 3)
+    np.testing.assert_allclose(y.ravel(), [-1 / s, 0.0, 1 / s + 5])
+    # two groups of two channels over 1x2 positions: group 0 holds 0, 2, 4, 6
+    x = np.array([[0.0, 2.0, 10.0, 10.0], [4.0, 6.0, 10.0, 14.0]]).reshape(1, 1, 2, 4)
+    y = ref.groupnorm(x, [1.0] * 4, [0.0] * 4, groups=2, eps=0.0)
+    np.testing.assert_allclose(y[0, 0, :, :2].ravel(), (np.array([0, 2, 4, 6]) - 3) / math.sqrt(5))
+    np.testing.assert_allclose(y[0, 0, :, 2:].ravel(), (np.array([10, 10, 10, 14]) - 11) / math.sqrt(3))
+
+
+def test_ref_channels_hand_computed():
+    x = np.arange(6.0).reshape(1, 1, 1, 6)
+    np.testing.assert_array_equal(ref.split(x, 3, 1).ravel(), [2, 3])
+    np.testing.assert_array_equal(ref.shuffle(x, 2).ravel(), [0, 3, 1, 4, 2, 5])
+    np.testing.assert_array_equal(ref.shuffle(x, 3).ravel(), [0, 2, 4, 1, 3, 5])
+    np.testing.assert_array_equal(ref.channel_scale(x, [1, 2, 3, 4, 5, 6]).ravel(),
+                                  [0, 2, 6, 12, 20, 30])
+    np.testing.assert_array_equal(ref.droppath(np.ones((2, 3)), [True, False], 0.5),
+                                  [[2, 2, 2], [0, 0, 0]])
+
+
+def test_ref_upsample_hand_computed():
+    x = np.array([1.0, 3.0]).reshape(1, 1, 2, 1)
+    np.testing.assert_array_equal(ref.upsample(x, (1, 4)).ravel(), [1, 1, 3, 3])
+    # PyTorch's bilinear, align_corners=False: sources -0.25 (clamped to 0), 0.25, 0.75, 1.25
+    np.testing.assert_allclose(ref.upsample(x, (1, 4), bilinear=True).ravel(),
+                               [1.0, 1.5, 2.5, 3.0])
+    # align_corners=True: sources 0, 1/3, 2/3, 1
+    np.testing.assert_allclose(ref.upsample(x, (1, 4), bilinear=True, corners=True).ravel(),
+                               [1.0, 5 / 3, 7 / 3, 3.0])
+
+
+def test_ref_conv_transpose_hand_computed():
+    # 1 channel, 2 inputs, kernel [1, 10], stride 2: each input writes its own pair
+    x = np.array([1.0, 2.0]).reshape(1, 1, 2, 1)
+    w = np.array([1.0, 10.0]).reshape(1, 2, 1, 1)
+    np.testing.assert_array_equal(ref.conv_transpose2d(x, w, stride=(1, 2)).ravel(),
+                                  [1, 10, 2, 20])
+    # stride 1: the pairs overlap and add; padding 1 crops one from each side
+    y = ref.conv_transpose2d(x, w, stride=1)
+    np.testing.assert_array_equal(y.ravel(), [1, 12, 20])
+    y = ref.conv_transpose2d(x, w, stride=1, padding=(0, 1))
+    np.testing.assert_array_equal(y.ravel(), [12])
+    # output_padding adds a zero column at the end (no input reaches it)
+    y = ref.conv_transpose2d(x, w, stride=(1, 2), output_padding=(0, 1))
+    np.testing.assert_array_equal(y.ravel(), [1, 10, 2, 20, 0])
+
+
+@pytest.mark.parametrize("src,xshape", [
+    ("INPUT(3x4x5) -> LAYERNORM", (2, 3, 4, 5)),
+    ("INPUT(3x4x5) -> LN(eps=1e-6)", (2, 3, 4, 5)),
+    ("INPUT(7) -> LAYERNORM", (3, 7)),
+])
+def test_layernorm(src, xshape):
+    model, params, state, rng = build(src)
+    p = params["layernorm1"]
+    x = rng.normal(1.0, 3.0, size=xshape)
+    eps = 1e-6 if "1e-6" in src else 1e-5
+    y, _ = apply(model, params, state, x)
+    close(y, ref.layernorm(f32(x), f32(p["scale"]), f32(p["bias"]), eps), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("src,xshape,groups", [
+    ("INPUT(3x4x6) -> GROUPNORM(3)", (2, 3, 4, 6), 3),
+    ("INPUT(3x4x6) -> GN(groups=1, eps=1e-3)", (2, 3, 4, 6), 1),
+    ("INPUT(2x2x4) -> GROUPNORM(4)", (2, 2, 2, 4), 4),
+    ("INPUT(8) -> GROUPNORM(2)", (3, 8), 2),
+])
+def test_groupnorm(src, xshape, groups):
+    model, params, state, rng = build(src)
+    p = params["groupnorm1"]
+    x = rng.normal(-1.0, 2.0, size=xshape)
+    eps = 1e-3 if "1e-3" in src else 1e-5
+    y, _ = apply(model, params, state, x)
+    close(y, ref.groupnorm(f32(x), f32(p["scale"]), f32(p["bias"]), groups, eps),
+          rtol=1e-5, atol=1e-5)
+
+
+def test_scale_starts_at_its_init_and_scales_channels():
+    import jax
+    model = _compile("INPUT(2x2x3) -> SCALE(init=0.5)")
+    params, state = model.init(jax.random.PRNGKey(0))
+    np.testing.assert_array_equal(np.asarray(params["scale1"]["scale"]), [0.5, 0.5, 0.5])
+    model, params, state, rng = build("INPUT(2x2x3) -> SCALE")
+    x = rng.normal(size=(2, 2, 2, 3))
+    y, _ = apply(model, params, state, x)
+    close(y, ref.channel_scale(f32(x), f32(params["scale1"]["scale"])), **ELEM)
+
+
+def test_droppath_is_per_sample_and_training_only():
+    rate = 0.4
+    model, params, state, rng = build(f"INPUT(3x3x2) -> DROPPATH({rate})")
+    x = rng.uniform(0.5, 1.5, size=(400, 3, 3, 2))   # never 0
+    y, _ = apply(model, params, state, x, train=True, rng=_key(5))
+    keep = (y != 0).reshape(len(y), -1)
+    assert (keep.all(axis=1) | ~keep.any(axis=1)).all(), "a sample was partly dropped"
+    close(y, ref.droppath(f32(x), keep[:, 0], rate), rtol=1e-6, atol=0)
+    sd = math.sqrt(rate * (1 - rate) / len(y))
+    assert abs(keep[:, 0].mean() - (1 - rate)) < 5 * sd
+    y2, _ = apply(model, params, state, x, train=True, rng=_key(5))
+    np.testing.assert_array_equal(y2, y)           # the same key, the same samples
+    y, _ = apply(model, params, state, x, train=False)
+    close(y, f32(x), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("src,xshape,fn", [
+    ("INPUT(2x3x6) -> SPLIT", (2, 2, 3, 6), lambda x: ref.split(x, 2, 0)),
+    ("INPUT(2x3x6) -> SPLIT(3, 2)", (2, 2, 3, 6), lambda x: ref.split(x, 3, 2)),
+    ("INPUT(6) -> SPLIT(2, 1)", (3, 6), lambda x: ref.split(x, 2, 1)),
+    ("INPUT(2x3x6) -> SHUFFLE", (2, 2, 3, 6), lambda x: ref.shuffle(x, 2)),
+    ("INPUT(2x3x6) -> SHUFFLE(3)", (2, 2, 3, 6), lambda x: ref.shuffle(x, 3)),
+])
+def test_split_and_shuffle(src, xshape, fn):
+    model, params, state, rng = build(src)
+    x = rng.normal(size=xshape)
+    y, _ = apply(model, params, state, x)
+    close(y, fn(f32(x)), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("args,xshape,out,kw", [
+    ("", (2, 3, 4, 2), (6, 8), {}),
+    ("3x2", (2, 3, 4, 2), (9, 8), {}),
+    ("size=7x5", (2, 3, 4, 2), (7, 5), {}),
+    ("bilinear=true", (2, 3, 4, 2), (6, 8), dict(bilinear=True)),
+    ("size=5x9, bilinear=true", (2, 3, 4, 2), (5, 9), dict(bilinear=True)),
+    ("2, bilinear=true, corners=true", (2, 3, 4, 2), (6, 8), dict(bilinear=True, corners=True)),
+    ("size=2x3, bilinear=true", (2, 3, 4, 2), (2, 3), dict(bilinear=True)),   # down
+])
+def test_upsample(args, xshape, out, kw):
+    model, params, state, rng = build(f"INPUT({xshape[1]}x{xshape[2]}x{xshape[3]}) -> "
+                                      f"UPSAMPLE({args})")
+    x = rng.normal(size=xshape)
+    y, _ = apply(model, params, state, x)
+    close(y, ref.upsample(f32(x), out, **kw), rtol=1e-5, atol=1e-6)
+
+
+CONVT_CASES = [
+    ("CONVT(3)", (4, 5, 2), {}),
+    ("CONVT(4, 3, s=2, p=1, output_padding=1)", (4, 4, 2), dict(stride=2, padding=(1, 1), output_padding=(1, 1))),
+    ("CONVT(3, (3, 2), s=(1, 2), p=(1, 0))", (3, 4, 2), dict(stride=(1, 2), padding=(1, 0))),
+    ("CONVT(4, 3, s=1, dilation=2, bias=false)", (3, 3, 2), dict(stride=1, dilation=2)),
+    ("CONVT(6, 2, s=2, groups=2)", (3, 3, 4), dict(stride=2, groups=2)),
+    ("CONVT(2, 2, s=1, p=2)", (5, 5, 3), dict(stride=1, padding=(2, 2))),   # crops
+]
+
+
+@pytest.mark.parametrize("args,inp,kw", CONVT_CASES, ids=[c[0] for c in CONVT_CASES])
+def test_convt(args, inp, kw):
+    model, params, state, rng = build(f"INPUT({inp[0]}x{inp[1]}x{inp[2]}) -> {args}")
+    p = params["convt1"]
+    x = rng.normal(size=(2,) + inp)
+    y, _ = apply(model, params, state, x)
+    kw = {"stride": 2, **kw}
+    close(y, ref.conv_transpose2d(f32(x), f32(p["w"]), f32(p["b"]) if "b" in p else None, **kw))

@@ -28,6 +28,7 @@ import patternnet
 from patternnet import explain, limits
 from patternnet.diagnostics import ParseError, PatternNetError, ResolveError, ShapeError
 from patternnet.layers import CONTEXT, LAYERS
+from patternnet.kinds import REQUIRED
 from patternnet.parser import parse
 from patternnet.resolver import select_all
 
@@ -207,8 +208,10 @@ def _table_rows(text: str, header_first_cell: str) -> list[list[str]]:
 def _default_matches(cell: str, default) -> bool:
     if default is CONTEXT:
         return "network" in cell
-    if default is None:  # INPUT: from --input; POOL stride: the window
-        return "window" in cell or "--input" in cell
+    if default is REQUIRED:
+        return cell == "required"
+    if default is None:  # INPUT: from --input; POOL stride: the window; UPSAMPLE: the other
+        return any(w in cell for w in ("window", "--input", "unless", "none"))
     if isinstance(default, bool):
         return cell == ("true" if default else "false")
     if isinstance(default, str):
@@ -223,8 +226,10 @@ def _arg_table(layer: str) -> list[list[str]]:
     """The argument table of ``layer`` in §9, found by how the chapter introduces one:
     a section of its own (``### 9.5 CONV``), else a line "`ELU` arguments:" or a
     bold ``**BN**`` paragraph in a shared section (so a new kind needs no entry here)."""
-    if re.search(rf"^### 9\.\d+ {layer}\b", DOC_TEXT, re.M):
-        return _table_rows(_section(rf"9\.\d+ {layer}\b"), "argument")
+    if re.search(rf"^### 9\.\d+ {layer}\b", DOC_TEXT, re.M):  # up to another's **KIND**
+        own = re.split(rf"\n\*\*(?!{layer}\*\*)[A-Z0-9]+\*\*", _section(rf"9\.\d+ {layer}\b"),
+                       maxsplit=1)[0]
+        return _table_rows(own, "argument")
     chapter = _section(r"9\. Layers")
     for marker, stop in ((f"`{layer}` arguments:", "arguments:"), (f"**{layer}**", "\n**")):
         if marker in chapter:

@@ -146,6 +146,32 @@ def conv(layer: Layer, p: PyTree, s: PyTree, x: Array, ctx: Ctx) -> Applied:
     return y, None
 
 
+@implements("CONVT")
+def convt(layer: Layer, p: PyTree, s: PyTree, x: Array, ctx: Ctx) -> Applied:
+    """The transposed convolution as the convolution it is the gradient of: the input
+    dilated by the stride, padded by D·(K − 1) − P (+ output_padding below/right), and a
+    stride-1 convolution with the kernel flipped and each group's in/out swapped."""
+    a = layer.args
+    kh, kw, cin, per_group = p["w"].shape
+    g = a["groups"]
+    w = p["w"].reshape(kh, kw, g, cin // g, per_group)
+    w = jnp.transpose(w, (0, 1, 3, 2, 4)).reshape(kh, kw, cin // g, g * per_group)
+    w = w[::-1, ::-1]
+    pads = [(d * (k - 1) - pp, d * (k - 1) - pp + op) for k, d, (pp, _), op in
+            zip((kh, kw), a["dilation"], a["padding"], a["output_padding"])]
+    crop = [(min(lo, 0), min(hi, 0)) for lo, hi in pads]
+    y = lax.conv_general_dilated(
+        x, w, (1, 1), [(max(lo, 0), max(hi, 0)) for lo, hi in pads], lhs_dilation=a["stride"],
+        rhs_dilation=a["dilation"], dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        feature_group_count=g)
+    if any(c != (0, 0) for c in crop):  # padding larger than the kernel: crop instead
+        y = lax.pad(y, np.array(0, y.dtype), [(0, 0, 0), (*crop[0], 0), (*crop[1], 0),
+                                              (0, 0, 0)])
+    if a["bias"]:
+        y = y + p["b"]
+    return y, None
+
+
 def convolution(x: Array, w: Array, stride: Pair, padding: Pads, dilation: Pair = (1, 1),
                 groups: int = 1) -> Array:
     """NHWC x HWIO convolution: oneDNN's on the CPU where it applies (``onednn.usable``:
@@ -405,6 +431,50 @@ def bn(layer: Layer, p: PyTree, s: PyTree, x: Array, ctx: Ctx) -> Applied:
 
 
 
+def _in_float32(fn: Callable[..., Array]) -> Callable[..., Array]:
+    """Run a normalisation in float32 on a bfloat16 (or float16) ``x`` (its statistics,
+    scale and bias cast up), and cast the result back, as BN does."""
+    def wrapped(x: Array, p: PyTree, *rest: Any) -> Array:
+        if x.dtype in (jnp.bfloat16, jnp.float16):
+            up = {k: v.astype(jnp.float32) for k, v in p.items()}
+            return fn(x.astype(jnp.float32), up, *rest).astype(x.dtype)
+        return fn(x, p, *rest)
+    return wrapped
+
+
+@_in_float32
+def layer_norm(x: Array, p: PyTree, eps: float) -> Array:
+    mean = jnp.mean(x, axis=-1, keepdims=True)
+    var = jnp.mean(jnp.square(x - mean), axis=-1, keepdims=True)   # biased, as PyTorch
+    return (x - mean) * lax.rsqrt(var + eps) * p["scale"] + p["bias"]
+
+
+@_in_float32
+def group_norm(x: Array, p: PyTree, groups: int, eps: float) -> Array:
+    """Per sample, over each group of C/groups consecutive channels and every position."""
+    g = x.reshape(*x.shape[:-1], groups, x.shape[-1] // groups)
+    axes = tuple(range(1, x.ndim - 1)) + (x.ndim,)
+    mean = jnp.mean(g, axis=axes, keepdims=True)
+    var = jnp.mean(jnp.square(g - mean), axis=axes, keepdims=True)
+    y = ((g - mean) * lax.rsqrt(var + eps)).reshape(x.shape)
+    return y * p["scale"] + p["bias"]
+
+
+@implements("LAYERNORM")
+def layernorm(layer: Layer, p: PyTree, s: PyTree, x: Array, ctx: Ctx) -> Applied:
+    return layer_norm(x, p, layer.args["eps"]), None
+
+
+@implements("GROUPNORM")
+def groupnorm(layer: Layer, p: PyTree, s: PyTree, x: Array, ctx: Ctx) -> Applied:
+    return group_norm(x, p, layer.args["groups"], layer.args["eps"]), None
+
+
+@implements("SCALE")
+def scale(layer: Layer, p: PyTree, s: PyTree, x: Array, ctx: Ctx) -> Applied:
+    return x * p["scale"], None
+
+
 @implements("LRN")
 def lrn(layer: Layer, p: PyTree, s: PyTree, x: Array, ctx: Ctx) -> Applied:
     """PyTorch's LocalResponseNorm: b_c = a_c / (k + alpha/size * sum a_c'^2)^beta over
@@ -426,6 +496,75 @@ def dropout(layer: Layer, p: PyTree, s: PyTree, x: Array, ctx: Ctx) -> Applied:
                          "rng=jax.random.key(...) (or train=False for inference)")
     keep = jax.random.bernoulli(layer_key(ctx.rng, layer.seed), 1.0 - rate, x.shape)
     return jnp.where(keep, x / (1.0 - rate), jnp.zeros((), x.dtype)), None
+
+
+@implements("DROPPATH")
+def droppath(layer: Layer, p: PyTree, s: PyTree, x: Array, ctx: Ctx) -> Applied:
+    """torchvision's StochasticDepth(mode="row"): one keep draw per sample."""
+    rate = layer.args["rate"]
+    if not ctx.train or rate == 0:
+        return x, None
+    if ctx.rng is None:
+        raise ValueError(f"{layer.path}: DROPPATH in training needs a random key: pass "
+                         "rng=jax.random.key(...) (or train=False for inference)")
+    shape = (x.shape[0],) + (1,) * (x.ndim - 1)
+    keep = jax.random.bernoulli(layer_key(ctx.rng, layer.seed), 1.0 - rate, shape)
+    return jnp.where(keep, x / (1.0 - rate), jnp.zeros((), x.dtype)), None
+
+
+# --- channels ------------------------------------------------------------------------
+
+
+@implements("SPLIT")
+def split(layer: Layer, p: PyTree, s: PyTree, x: Array, ctx: Ctx) -> Applied:
+    width = layer.out_shape[-1]
+    start = layer.args["index"] * width
+    return lax.slice_in_dim(x, start, start + width, axis=x.ndim - 1), None
+
+
+@implements("SHUFFLE")
+def shuffle(layer: Layer, p: PyTree, s: PyTree, x: Array, ctx: Ctx) -> Applied:
+    """Channel c of group g moves to c·groups + g (torchvision's channel_shuffle)."""
+    g = layer.args["groups"]
+    y = x.reshape(*x.shape[:-1], g, x.shape[-1] // g)
+    return jnp.swapaxes(y, -1, -2).reshape(x.shape), None
+
+
+# --- upsampling ----------------------------------------------------------------------
+
+
+def resize_matrix(n_in: int, n_out: int, bilinear: bool, corners: bool) -> np.ndarray:
+    """The (n_out, n_in) matrix that resizes one axis as PyTorch's interpolate does:
+    nearest takes input floor(i·n_in/n_out); bilinear weighs the two inputs around
+    (i + 0.5)·n_in/n_out − 0.5 (clamped at 0), or i·(n_in − 1)/(n_out − 1) with
+    align_corners."""
+    m = np.zeros((n_out, n_in))
+    for i in range(n_out):
+        if not bilinear:
+            m[i, min(i * n_in // n_out, n_in - 1)] = 1.0
+            continue
+        if corners:
+            src = i * (n_in - 1) / (n_out - 1) if n_out > 1 else 0.0
+        else:
+            src = max((i + 0.5) * n_in / n_out - 0.5, 0.0)
+        lo = min(int(np.floor(src)), n_in - 1)
+        hi = min(lo + 1, n_in - 1)
+        t = src - lo
+        m[i, lo] += 1.0 - t
+        m[i, hi] += t
+    return m
+
+
+@implements("UPSAMPLE")
+def upsample(layer: Layer, p: PyTree, s: PyTree, x: Array, ctx: Ctx) -> Applied:
+    """Separable: one small matrix per axis (static, from the shapes)."""
+    a = layer.args
+    (h, w), (oh, ow) = layer.in_shape[:2], a["out"]
+    if not a["bilinear"] and oh % h == 0 and ow % w == 0:  # whole factors: repeat
+        return jnp.repeat(jnp.repeat(x, oh // h, axis=1), ow // w, axis=2), None
+    mh = jnp.asarray(resize_matrix(h, oh, a["bilinear"], a["corners"]), x.dtype)
+    mw = jnp.asarray(resize_matrix(w, ow, a["bilinear"], a["corners"]), x.dtype)
+    return jnp.einsum("oh,nhwc,pw->nopc", mh, x, mw), None
 
 
 # --- residuals -----------------------------------------------------------------------

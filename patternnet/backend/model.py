@@ -250,6 +250,8 @@ class Model:
                 value = value.astype(dtype) if value.dtype != dtype else value
             elif init.fill == "ones":
                 value = jnp.ones(init.shape, dtype)
+            elif init.fill == "full":
+                value = jnp.full(init.shape, init.value, dtype)
             else:
                 value = jnp.zeros(init.shape, dtype)
             trees.insert(made[where], keys, value)

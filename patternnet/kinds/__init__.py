@@ -8,12 +8,13 @@ function in patternnet/backend/layers.py, its tests; nothing else.
 
 from __future__ import annotations
 
-from . import activation, conv, dense, norm, pool, structure
+from . import activation, channels, conv, dense, norm, pool, resize, structure
 from .base import CONTEXT, FAMILIES, REQUIRED, ArgSpec, Init, Inits, LayerSpec, tree_size
 
 ALL: tuple[LayerSpec, ...] = (
-    structure.INPUT, *conv.KINDS, *pool.KINDS, *dense.KINDS, *activation.KINDS, *norm.KINDS,
-    structure.DROPOUT, structure.ID, structure.SKIP,
+    structure.INPUT, *conv.KINDS, *pool.KINDS, *resize.KINDS, *dense.KINDS, *activation.KINDS,
+    *norm.KINDS, structure.DROPOUT, structure.DROPPATH, *channels.KINDS, structure.ID,
+    structure.SKIP,
 )
 
 __all__ = ["ALL", "CONTEXT", "FAMILIES", "REQUIRED", "ArgSpec", "Init", "Inits", "LayerSpec",

@@ -7,6 +7,7 @@ Argument kinds (``ArgSpec.kind``):
     int     a positive integer
     nat     a non-negative integer
     size2   an integer ``3`` (meaning 3x3) or a size ``3x5``
+    nat2    a non-negative integer ``1`` (both axes) or a pair ``(1, 0)``
     pad     ``same``, ``valid``, an integer or a per-axis pair ``(1, 2)``
     shape   ``HxWxC`` or a vector length ``D``
     bool    ``true`` / ``false``
@@ -42,21 +43,24 @@ class ArgSpec:
 
 class Init:
     """How one parameter or state tensor starts: ``fill`` is "uniform" (U(-1/sqrt(fan_in),
-    1/sqrt(fan_in)), PyTorch's default for Conv2d and Linear), "ones" or "zeros".  The
-    checker counts their sizes; the backend's model draws every uniform tensor of a
-    network in one jitted program (backend/model.py)."""
+    1/sqrt(fan_in)), PyTorch's default for Conv2d and Linear), "ones", "zeros" or "full"
+    (every element ``value``: a layer scale's 1e-6).  The checker counts their sizes;
+    the backend's model draws every uniform tensor of a network in one jitted program
+    (backend/model.py)."""
 
-    __slots__ = ("shape", "fill", "fan_in")
+    __slots__ = ("shape", "fill", "fan_in", "value")
 
-    def __init__(self, shape: Sequence[int], fill: str, fan_in: int = 0) -> None:
-        self.shape, self.fill, self.fan_in = tuple(shape), fill, fan_in
+    def __init__(self, shape: Sequence[int], fill: str, fan_in: int = 0,
+                 value: float = 0.0) -> None:
+        self.shape, self.fill, self.fan_in, self.value = tuple(shape), fill, fan_in, value
 
     @property
     def size(self) -> int:
         return math.prod(self.shape)
 
     def __repr__(self) -> str:
-        extra = f", fan_in={self.fan_in}" if self.fill == "uniform" else ""
+        extra = (f", fan_in={self.fan_in}" if self.fill == "uniform" else
+                 f", value={self.value:g}" if self.fill == "full" else "")
         return f"Init({self.shape}, {self.fill!r}{extra})"
 
 

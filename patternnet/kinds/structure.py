@@ -1,4 +1,4 @@
-"""The network's frame: INPUT, ID, DROPOUT and SKIP (a `+` branch's shortcut)."""
+"""The network's frame: INPUT, ID, DROPOUT, DROPPATH and SKIP (a `+` branch's shortcut)."""
 
 from __future__ import annotations
 
@@ -53,6 +53,11 @@ INPUT = LayerSpec(
 DROPOUT = LayerSpec("DROPOUT", (ArgSpec("rate", "rate", 0.5),), doc="inverted dropout, "
                     "training only", summary=lambda a: f"{a['rate']:g}",
                     tokens=lambda a: [" ", f"{a['rate']:g}"], family="drop")
+DROPPATH = LayerSpec("DROPPATH", (ArgSpec("rate", "rate", 0.1),), doc="stochastic depth "
+                     "(Huang et al. 2016): in training, zero each sample's whole tensor with "
+                     "probability rate and scale the kept ones by 1/(1 - rate); identity in "
+                     "evaluation", summary=lambda a: f"{a['rate']:g}",
+                     tokens=lambda a: [" ", f"{a['rate']:g}"], family="drop")
 ID = LayerSpec("ID", doc="identity", family="shape")
 SKIP = LayerSpec("SKIP", doc="inside `+`: identity, or a 1x1 CONV(bias=false) -> BN projection",
                  rule=skip_rule, weights=skip_weights, summary=skip_summary, tokens=skip_tokens,
