@@ -19,9 +19,25 @@ def conv_rule(shape: tuple, a: dict) -> Out:
     macs = oh * ow * k * kh * kw * (c // groups)
     eff = tuple(d * (kk - 1) + 1 for d, kk in zip(a["dilation"], a["kernel"]))
     out = Out((oh, ow, k), {**a, "padding": pads}, macs, (eff, a["stride"]))
-    out.lints = [("E320", msg, "make the input size fit (e.g. 227 instead of 224 for "
-                  "AlexNet's 11x11/4), or use p=same") for msg in lints]
+    out.lints = [("E320", msg, _fit_help(shape, a, pads)) for msg in lints]
     return out
+
+
+def _fit_help(shape: tuple, a: dict, pads: tuple) -> str:
+    """The input size, per axis, that this kernel and stride would cover exactly."""
+    fits = {}
+    for axis, n, k, st, d, (lo, hi) in zip("HW", shape, a["kernel"], a["stride"],
+                                           a["dilation"], pads):
+        span = n + lo + hi - (d * (k - 1) + 1)
+        if span % st:
+            fits[axis] = (n + st - span % st, n)
+    if len(fits) == 2 and fits["H"] == fits["W"]:
+        (fit, n), = set(fits.values())
+        where = f"{fit}x{fit} instead of {n}x{n}"
+    else:
+        where = " and ".join(f"{axis} = {fit} instead of {n}" for axis, (fit, n) in fits.items())
+    return (f"an input of {where} would fit this {size(a['kernel'])}/{one(a['stride'])} "
+            "exactly, or use p=same")
 
 
 def conv_weights(shape: tuple, a: dict) -> tuple[Inits, Inits]:
