@@ -407,7 +407,7 @@ class _Walker:
     def skip(self, layer: RLayer, shape, target) -> CLayer:
         spec = LAYERS["SKIP"]
         try:
-            r = spec.rule(shape, {"target": target})
+            r = spec.rule(shape, {**self.full_args(layer)[0], "target": target})
         except RuleError as e:
             raise self.fail(e.code, e.message, layer.span, layer.trace, help=e.help,
                             notes=e.notes) from None

@@ -1201,3 +1201,19 @@ def test_convt(args, inp, kw):
     y, _ = apply(model, params, state, x)
     kw = {"stride": 2, **kw}
     close(y, ref.conv_transpose2d(f32(x), f32(p["w"]), f32(p["b"]) if "b" in p else None, **kw))
+
+
+def test_skip_projection_takes_its_bn_arguments():
+    """SKIP(eps=, momentum=) reach the projection's BN (MobileNet-style nets use 1e-3)."""
+    src = "INPUT(4x4x3) -> (CONV(5, s=2) + SKIP(eps=0.5, momentum=0.3))"
+    model, params, state, rng = build(src)
+    p, s = params["skip1"], state["skip1"]
+    x = rng.normal(size=(3, 4, 4, 3))
+    y, new = apply(model, params, state, x, train=True, rng=_key(0))
+    conv = ref.conv2d(f32(x), f32(params["conv1"]["w"]), f32(params["conv1"]["b"]), stride=2,
+                      padding=((0, 1), (0, 1)))
+    sk, mean, var = ref.skip_projection(f32(x), f32(p["conv"]["w"]), f32(p["bn"]["scale"]),
+                                        f32(p["bn"]["bias"]), f32(s["bn"]["mean"]),
+                                        f32(s["bn"]["var"]), 2, train=True, eps=0.5, momentum=0.3)
+    close(y, conv + sk)
+    close(new["skip1"]["bn"]["mean"].astype(np.float64), mean, rtol=1e-5, atol=1e-5)

@@ -57,7 +57,7 @@ Semantics, per layer (x is NHWC ``(N, H, W, C)`` or ``(N, D)``):
   it).  Each DROPOUT draws from ``fold_in`` of ``rng`` with its path's seed.
 * ``|``: concatenation on the last axis.  ``+``: the sum of the branches.
 * SKIP: identity, or torchvision's downsample: 1x1 convolution with the checker's
-  stride, no bias and no padding, then BN (eps 1e-5, momentum 0.1).
+  stride, no bias and no padding, then BN (SKIP's eps and momentum: 1e-5 and 0.1).
 
 Initialisation (PyTorch's defaults): CONV and FC weights and biases ~ U(-1/sqrt(fan_in),
 1/sqrt(fan_in)) with fan_in = kh*kw*cin/groups (FC: din; the SKIP projection: cin); BN

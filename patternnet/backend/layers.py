@@ -37,8 +37,6 @@ from .types import Array, Key, Pads, Pair, PyTree
 if TYPE_CHECKING:  # the checker is not imported at run time: export.load runs without it
     from ..checker import CLayer
 
-SKIP_BN_EPS = 1e-5        # the projection's BN: torchvision's BatchNorm2d defaults
-SKIP_BN_MOMENTUM = 0.1
 
 #: what an apply function returns: the output and the layer's new state (None: none)
 Applied = tuple[Array, Optional[PyTree]]
@@ -577,6 +575,6 @@ def skip(layer: Layer, p: PyTree, s: PyTree, x: Array, ctx: Ctx) -> Applied:
     if not a["project"]:
         return x, None
     y = convolution(x, p["conv"]["w"], a["stride"], ((0, 0), (0, 0)))
-    y, bn_state = batch_norm(y, p["bn"], s["bn"], ctx.train, SKIP_BN_EPS, SKIP_BN_MOMENTUM,
+    y, bn_state = batch_norm(y, p["bn"], s["bn"], ctx.train, a["eps"], a["momentum"],
                              layer.path)
     return y, {"bn": bn_state}

@@ -10,8 +10,9 @@ from .norm import bn_inits
 def skip_rule(shape: tuple, a: dict) -> Out:
     """Identity when ``target`` equals the input, else 1x1 CONV(bias=false) -> BN."""
     target = a["target"]
+    bn = {"eps": a["eps"], "momentum": a["momentum"]}
     if target == shape:
-        return Out(shape, {"project": False, "stride": (1, 1), "filters": shape[-1]})
+        return Out(shape, {"project": False, "stride": (1, 1), "filters": shape[-1], **bn})
     if len(shape) != 3 or len(target) != 3:
         raise RuleError("E306", f"SKIP cannot project {fmt_shape(shape)} to {fmt_shape(target)}",
                         help="SKIP projects images; for vectors make the branches agree")
@@ -21,7 +22,7 @@ def skip_rule(shape: tuple, a: dict) -> Out:
         raise RuleError("E306", f"SKIP cannot project {fmt_shape(shape)} to {fmt_shape(target)} "
                         "with a strided 1x1 convolution", help="the other branch must shrink H "
                         "and W by a whole factor")
-    return Out(target, {"project": True, "stride": (sh, sw), "filters": tc},
+    return Out(target, {"project": True, "stride": (sh, sw), "filters": tc, **bn},
                th * tw * tc * c, ((1, 1), (sh, sw)),
                notes=[f"projects with 1x1 CONV({tc}, s={sh}, bias=false) -> BN"])
 
@@ -38,7 +39,9 @@ def skip_weights(shape: tuple, a: dict) -> tuple[Inits, Inits]:
 def skip_summary(a: dict) -> str:
     if not a["project"]:
         return "identity"
-    return f"1x1 CONV({a['filters']}, s={one(a['stride'])}, bias=false) -> BN"
+    bn = ", ".join(f"{k}={a[k]:g}" for k, d in (("eps", 1e-5), ("momentum", 0.1)) if a[k] != d)
+    return (f"1x1 CONV({a['filters']}, s={one(a['stride'])}, bias=false) -> BN"
+            + (f"({bn})" if bn else ""))
 
 
 def skip_tokens(a: dict) -> list:
@@ -59,6 +62,9 @@ DROPPATH = LayerSpec("DROPPATH", (ArgSpec("rate", "rate", 0.1),), doc="stochasti
                      "evaluation", summary=lambda a: f"{a['rate']:g}",
                      tokens=lambda a: [" ", f"{a['rate']:g}"], family="drop")
 ID = LayerSpec("ID", doc="identity", family="shape")
-SKIP = LayerSpec("SKIP", doc="inside `+`: identity, or a 1x1 CONV(bias=false) -> BN projection",
+SKIP = LayerSpec("SKIP", (
+    ArgSpec("eps", "float", 1e-5, doc="the projection's BN eps"),
+    ArgSpec("momentum", "rate", 0.1, doc="the projection's BN momentum"),
+), doc="inside `+`: identity, or a 1x1 CONV(bias=false) -> BN projection",
                  rule=skip_rule, weights=skip_weights, summary=skip_summary, tokens=skip_tokens,
                  family="skip")
