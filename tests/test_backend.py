@@ -177,13 +177,14 @@ def test_every_layer_has_a_backend_function():
     assert set(LAYER_FNS) == set(NAMES)
     # the kinds that declare parameters or state (the backend initialises from them)
     assert {n for n in NAMES if LAYERS[n].weights is not no_weights} == {
-        "CONV", "FC", "BN", "SKIP"}
+        "CONV", "CONVT", "FC", "BN", "LAYERNORM", "GROUPNORM", "SCALE", "SKIP"}
 
 
 # --- hypothesis: generated networks ----------------------------------------------------
 
 IMAGE_ACTS = ["RELU", "TANH", "SIGMOID", "GELU", "SOFTMAX", "LRELU(0.2)", "ELU(0.5)", "ID",
-              "BN", "BN(eps=0.001, momentum=0.3)", "DROPOUT(0.3)"]
+              "BN", "BN(eps=0.001, momentum=0.3)", "DROPOUT(0.3)", "RELU6", "HARDSWISH",
+              "SILU", "LAYERNORM", "GROUPNORM(1)", "SCALE(0.5)", "DROPPATH(0.3)"]
 
 
 def _fits(text: str) -> bool:
@@ -229,7 +230,8 @@ def generated_nets(draw):
         c = shape[-1]
         if image:
             choice = draw(st.sampled_from(["conv", "conv", "pool", "act", "lrn", "concat",
-                                           "residual", "project", "end"]))
+                                           "residual", "project", "end", "up", "gate",
+                                           "split"]))
             if choice == "conv":
                 item = draw(conv_layers(c))
             elif choice == "pool":
@@ -243,6 +245,20 @@ def generated_nets(draw):
                 item = (f"(CONV({draw(st.integers(1, 4))}, 1, s={s}) | CONV({draw(st.integers(1, 4))}"
                         f", 3, s={s}, dilation=2) -> RELU | POOL(3, s={s}, p=same) | "
                         f"AVGPOOL(3, s={s}, p=same))")
+            elif choice == "up":
+                f, k = draw(st.integers(1, 4)), draw(st.sampled_from(["1", "2", "3", "2x3"]))
+                item = draw(st.sampled_from([
+                    f"CONVT({f}, {k}, s={draw(st.sampled_from(['1', '2', '(2, 1)']))}, "
+                    f"p={draw(st.sampled_from(['0', '1']))}, "
+                    f"output_padding={draw(st.sampled_from(['0', '1']))})",
+                    f"UPSAMPLE({draw(st.sampled_from(['2', '2x1', '3']))})",
+                    f"UPSAMPLE(size={draw(st.integers(1, 9))}x{draw(st.integers(1, 9))}, "
+                    f"bilinear=true, corners={draw(st.sampled_from(['true', 'false']))})"]))
+            elif choice == "gate":
+                item = draw(st.sampled_from([f"(ID * GAP -> FC(2) -> RELU -> FC({c}) -> SIGMOID)",
+                                             "(ID * CONV(1, 1) -> HARDSIGMOID)"]))
+            elif choice == "split":
+                item = f"(SPLIT(2, 0) | SPLIT(2, 1) -> CONV({c // 2 or 1}, 3)) -> SHUFFLE"
             elif choice == "residual":
                 item = f"(CONV({c}, 3) -> BN -> RELU -> CONV({c}, 3) -> BN + ID) -> RELU"
             elif choice == "project":
