@@ -249,10 +249,13 @@ def _items(cons: Optional[tuple]) -> list:
 
 
 def _named(scopes: tuple, key: str) -> tuple[str, tuple]:
-    """The next path for ``key`` in the innermost scope, and the scopes that count it."""
+    """The next path for ``key`` in the innermost scope, and the scopes that count it.  A
+    key ending in a digit takes a `_` before the count: block `a1`'s 11th copy and block
+    `a11`'s first would both be `a111` (and share weights); they are `a1_11` and `a11_1`."""
     (prefix, counters), outer = scopes
     n = counters.get(key, 0) + 1
-    return f"{prefix}{key}{n}", ((prefix, {**counters, key: n}), outer)
+    sep = "_" if key[-1].isdigit() else ""
+    return f"{prefix}{key}{sep}{n}", ((prefix, {**counters, key: n}), outer)
 
 
 class _Walker:
@@ -557,6 +560,24 @@ class _Walker:
         if rl.kind == "RELU" and self.state.prev_kind == "RELU":
             self.warn("E323", "RELU directly after RELU does nothing", rl,
                       "remove one of them")
+        if rl.kind == "CONV" and not rl.given("pad"):
+            self.same_note(rl, r)
+
+    def same_note(self, rl: RLayer, r) -> None:
+        """N332: a defaulted `p=same` that pads unevenly, where PyTorch's Conv2d would pad
+        every side alike: the same shape as PyTorch's p=k//2, but other numbers."""
+        (t, b), (left, right) = r.args["padding"]
+        if t == b and left == right:
+            return
+        k = r.args["kernel"]
+        torch_p = f"{k[0] // 2}" if k[0] == k[1] else f"({k[0] // 2}, {k[1] // 2})"
+        self.note(Diagnostic(
+            "N332", f"CONV's default p=same pads {t} above and {b} below, {left} left and "
+            f"{right} right; PyTorch's Conv2d(padding={torch_p}) pads every side alike: the "
+            "same size, other values" + self._where(),
+            rl.span, severity="note", trace=rl.trace,
+            help=f"to compute what PyTorch computes write p={torch_p}; write p=same to keep "
+            "XLA's padding (and this note away)"))
 
     def warn(self, code, message, rl: RLayer, help=None):
         self.note(Diagnostic(code, message + self._where(), rl.span, help=help,
@@ -585,8 +606,8 @@ class _Walker:
 
 
 #: path names: conv1, pool2, ...; a name ending in a digit takes a `_` before the count
-#: (relu6_1, not relu61)
-_KEYS = {k: k.lower() + ("_" if k[-1].isdigit() else "") for k in LAYERS}
+#: (relu6_1, not relu61: see ``_named``)
+_KEYS = {k: k.lower() for k in LAYERS}
 
 
 def _lint_dropout(w: _Walker) -> None:
@@ -725,6 +746,8 @@ def _walk(net: Network, input_shape, classes, strict, choices):
     if errors:
         return ShapeError(errors, sources), w
     layers = tuple(w.layers)
+    # the backend keys weights by path: two layers on one path would share them
+    assert len({l.path for l in layers}) == len(layers), "two layers named alike"
     totals = Totals(sum(l.params for l in layers), sum(l.state for l in layers),
                     sum(l.macs for l in layers), sum(l.activations for l in layers[1:]))
     checked = CheckedNet(net.name, shape, out, graph, layers, totals, notes,

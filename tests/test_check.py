@@ -374,3 +374,12 @@ class TestLeftOutLeavesNoTrace:
         plain = check("INPUT(8x8x3) -> CONV(4) -> FLATTEN -> FC(10)")
         assert kept.choices == (False,)
         assert self.without_left_out(kept) == plain
+
+
+def test_block_names_ending_in_digits_get_distinct_paths():
+    """Block `a1`'s 11th copy and block `a11`'s first were both `a111`: two layers on one
+    path, which the backend gave one set of weights."""
+    net = check("a1 = CONV(4, 1)\na11 = CONV(8, 1)\nINPUT(4x4x4) -> a1*11 -> a11 -> GAP -> FC(2)")
+    paths = [l.path for l in net.layers]
+    assert len(set(paths)) == len(paths)
+    assert "a1_11.conv1" in paths and "a11_1.conv1" in paths
