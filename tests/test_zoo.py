@@ -52,6 +52,10 @@ PARAMS = {
     ("vgg11_bn.pn", "vgg11_bn"): 132_868_840,
     # torchvision's 27,161,264 less the auxiliary classifier (aux_logits=False): 3,326,696
     ("inception_v3.pn", "inception_v3"): 23_834_568,
+    ("efficientnet_b0.pn", "efficientnet_b0"): 5_288_548,
+    ("convnext_tiny.pn", "convnext_tiny"): 28_589_128,
+    ("shufflenet_v2_x1_0.pn", "shufflenet_v2_x1_0"): 2_278_604,
+    ("unet.pn", "unet"): 31_031_810,                 # no torchvision model: this file's count
 }
 
 # torchvision's published GFLOPS (= GMACs) at 224x224
@@ -83,6 +87,9 @@ GMACS = {
     ("wide_resnet50_2.pn", "wide_resnet50_2"): 11.398,
     ("vgg11_bn.pn", "vgg11_bn"): 7.609,
     ("inception_v3.pn", "inception_v3"): 5.713,      # at 299x299
+    ("efficientnet_b0.pn", "efficientnet_b0"): 0.386,
+    ("convnext_tiny.pn", "convnext_tiny"): 4.456,
+    ("shufflenet_v2_x1_0.pn", "shufflenet_v2_x1_0"): 0.145,
 }
 
 # exact MACs as checked (regression values; each file's header quotes its own)
@@ -115,12 +122,16 @@ MACS = {
     ("wide_resnet50_2.pn", "wide_resnet50_2"): 11_398_021_120,
     ("vgg11_bn.pn", "vgg11_bn"): 7_609_090_048,
     ("inception_v3.pn", "inception_v3"): 5_713_216_096,
+    ("efficientnet_b0.pn", "efficientnet_b0"): 385_814_752,
+    ("convnext_tiny.pn", "convnext_tiny"): 4_455_531_264,
+    ("shufflenet_v2_x1_0.pn", "shufflenet_v2_x1_0"): 144_907_992,
+    ("unet.pn", "unet"): 48_171_581_440,              # at 256x256x3
 }
 
 INPUTS = {"alexnet": (224, 224, 3), "alexnet_paper": (227, 227, 3), "googlenet": (224, 224, 3),
           "lenet5": (32, 32, 1), "zfnet": (224, 224, 3), "digits": (8, 8, 1),
-          "inception_v3": (299, 299, 3)}
-OUTPUTS = {"lenet5": (10,), "digits": (10,)}
+          "inception_v3": (299, 299, 3), "unet": (256, 256, 3)}
+OUTPUTS = {"lenet5": (10,), "digits": (10,), "unet": (256, 256, 2)}
 
 ZOO_FILES = sorted(p.name for p in EXAMPLES.glob("*.pn"))
 
@@ -138,7 +149,8 @@ def test_every_required_file_is_there():
                  "resnet.pn", "digits.pn", "mobilenet_v2.pn", "mobilenet_v3_large.pn",
                  "mobilenet_v3_small.pn", "regnet_x_400mf.pn", "regnet_y_400mf.pn",
                  "densenet121.pn", "squeezenet1_0.pn", "squeezenet1_1.pn", "mnasnet1_0.pn",
-                 "resnext50_32x4d.pn", "wide_resnet50_2.pn", "vgg11_bn.pn", "inception_v3.pn"):
+                 "resnext50_32x4d.pn", "wide_resnet50_2.pn", "vgg11_bn.pn", "inception_v3.pn",
+                 "efficientnet_b0.pn", "convnext_tiny.pn", "shufflenet_v2_x1_0.pn", "unet.pn"):
         assert name in ZOO_FILES
 
 
