@@ -17,9 +17,11 @@ design::
                           -> CONV(4*c, 1, bias=false) -> BN
                         + SKIP) -> RELU
 
-Comments are attached to the statement they sit in (or trail), at the top-level chain
-element they follow; a comment forces a line break after its element, because a
-comment runs to the end of the line.
+The writer's own layout is kept where it is a choice: a ``->`` that starts a line
+still starts one (a chain written one stage per line stays so), and a bracketed
+element written over several lines stays open.  Comments stay after the element they
+follow, in the innermost chain around them; a comment forces a line break after its
+element, because a comment runs to the end of the line.
 """
 
 from __future__ import annotations
@@ -62,7 +64,7 @@ def _blocks(program: A.Program) -> list[tuple[bool, list[str]]]:
         i = bisect.bisect_right(starts, c.span.start) - 1
         s = stmts[i] if i >= 0 else None
         if s is not None and (c.span.start < s.span.end or c.span.line == s.span.end_line):
-            notes[i].append((_element_of(s, c.span.start), c.text))
+            notes[i].append((c.span.start, c.text))
         else:
             loose.append(c)
     items = [(s.span.line, s.span.end_line, _statement(s, notes[i]))
@@ -93,22 +95,31 @@ def _elements(expr) -> list:
     return list(expr.items) if isinstance(expr, A.Chain) else [expr]
 
 
-def _element_of(stmt, offset: int) -> int:
-    """The top-level element a comment at ``offset`` belongs to: the last one starting
-    before it (the first one for a comment ahead of them all)."""
-    elements = _parts(stmt)[1]
-    starts = [e.span.start for e in elements]
-    return max(bisect.bisect_right(starts, offset) - 1, 0)
+def _anchor(elements: list, offset: int):
+    """The element a comment at ``offset`` follows, in the innermost chain around it: the
+    last element starting before it, looked into while the comment is inside its
+    brackets and they are opened up (``_opened``), so that the comment keeps its place."""
+    while True:
+        e = elements[max(bisect.bisect_right([x.span.start for x in elements], offset) - 1, 0)]
+        core = _core(e)[0]
+        if core is None or not core.span.start < offset < core.span.end or not _opened(e):
+            return e  # printed on one line, so the comment follows it
+        if isinstance(core, A.Group):
+            elements = _elements(core.body)
+        else:
+            starts = [b.span.start for b in core.items]
+            elements = _elements(core.items[max(bisect.bisect_right(starts, offset) - 1, 0)])
 
 
-def _statement(stmt, notes: list[tuple[int, str]]) -> list[str]:
+def _statement(stmt, comments: list[tuple[int, str]]) -> list[str]:
     prefix, elements = _parts(stmt)
-    last = max(len(elements) - 1, 0)
-    inner: dict[int, list[str]] = {}
-    for index, text in notes:
-        inner.setdefault(index, []).append(text)
-    tail = inner.pop(last, [])
-    lines = [prefix] if not elements else _pack(elements, 0, CONT, 0, inner, prefix)
+    if not elements:
+        lines, tail = [prefix], [text for _, text in comments]
+    else:
+        notes: dict[int, list[str]] = {}
+        for offset, text in comments:
+            notes.setdefault(id(_anchor(elements, offset)), []).append(text)
+        lines, tail = _pack(elements, 0, CONT, 0, notes, prefix)
     if tail:
         # the first trails the statement; the others become full-line comments after
         # it, where a second parse finds them again
@@ -120,45 +131,76 @@ def _statement(stmt, notes: list[tuple[int, str]]) -> list[str]:
 # --- chains --------------------------------------------------------------------------
 
 
-def _pack(items: list, col: int, cont: int, reserve: int,
-          notes: Optional[dict] = None, prefix: str = "") -> list[str]:
+def _opened(node) -> bool:
+    """Whether ``node`` is a bracketed element its writer laid out over lines: branches
+    spread over lines, or a group whose chain breaks between stages (not just before
+    its bracket).  It is opened up, keeping the writer's breaks, even where it would fit
+    on one line; opened, it always takes more than one."""
+    core = _core(node)[0]
+    if core is None or core.span.line == core.span.end_line:
+        return False
+    if isinstance(core, A.Branches):
+        return True
+    items = _elements(core.body)
+    return (any(b.span.line > a.span.end_line for a, b in zip(items, items[1:]))
+            or any(_opened(i) for i in items))
+
+
+def _emit(lines: list[str], comments: list[str], indent: int) -> None:
+    """Comments after the last line: the first trails it, the others follow on lines of
+    their own."""
+    lines[-1] += "  " + comments[0]
+    lines.extend(" " * indent + text for text in comments[1:])
+
+
+def _pack(items: list, col: int, cont: int, reserve: int, notes: dict,
+          prefix: str = "") -> tuple[list[str], list[str]]:
     """Lay ``items`` out as a chain after ``prefix``, which starts at column ``col``.
 
-    Items are packed greedily; a continuation line starts ``-> `` at column ``cont``.
-    ``reserve`` columns are kept free after the last item (for closing brackets).  The
-    first returned line is relative to ``col``, the others are whole lines.
+    A ``->`` starts a line where the writer started one (a chain written one stage per
+    line stays so); elsewhere items are packed greedily.  A continuation line starts
+    ``-> `` at column ``cont``; ``reserve`` columns are kept free after the last item
+    (for closing brackets).  The first returned line is relative to ``col``, the others
+    are whole lines.  Returns the lines and the comments that trail the last item (the
+    caller places them after its closing bracket).
     """
-    notes = notes or {}
     lines = [prefix]
     cur = col + len(prefix)
     forced = False
+    tail: list[str] = []
     for i, item in enumerate(items):
         flat = _flat(item)
-        room = reserve if i == len(items) - 1 else 0
+        last = i == len(items) - 1
+        room = reserve if last else 0
+        opened = _opened(item)
         if i > 0:
+            written = item.span.line > items[i - 1].span.end_line
             # an element that does not fit starts a new line, unless it must be opened
             # up anyway and its bracket can stay in the first half of this one
-            opens_here = (cont + 3 + len(flat) + room > WIDTH and cur + 4 <= WIDTH // 2
-                          and _core(item)[0] is not None)
-            if forced or (cur + 4 + len(flat) + room > WIDTH and not opens_here):
+            opens_here = cur + 4 <= WIDTH // 2 and _core(item)[0] is not None and (
+                opened or cont + 3 + len(flat) + room > WIDTH)
+            if forced or written or (cur + 4 + len(flat) + room > WIDTH and not opens_here):
                 lines.append(" " * cont + "-> ")
                 cur = cont + 3
             else:
                 lines[-1] += " -> "
                 cur += 4
-        if cur + len(flat) + room <= WIDTH or _core(item)[0] is None:
+        inner: list[str] = []
+        if not opened and (cur + len(flat) + room <= WIDTH or _core(item)[0] is None):
             lines[-1] += flat
             cur += len(flat)
         else:
-            sub = _broken(item, cur, room)
+            sub, inner = _broken(item, cur, room, notes)
             lines[-1] += sub[0]
             lines.extend(sub[1:])
             cur = cur + len(sub[0]) if len(sub) == 1 else len(sub[-1])
-        forced = i in notes
+        mine = inner + notes.get(id(item), [])
+        forced = bool(mine) and not last
         if forced:
-            lines[-1] += "  " + notes[i][0]
-            lines.extend(" " * cont + text for text in notes[i][1:])
-    return lines
+            _emit(lines, mine, cont)
+        elif last:
+            tail = mine
+    return lines, tail
 
 
 def _core(node) -> tuple[Optional[Union[A.Group, A.Branches]], str]:
@@ -173,23 +215,28 @@ def _core(node) -> tuple[Optional[Union[A.Group, A.Branches]], str]:
     return None, ""
 
 
-def _broken(node, col: int, reserve: int) -> list[str]:
-    """``node`` (a group or branches, maybe repeated) opened up, its bracket at ``col``."""
+def _broken(node, col: int, reserve: int, notes: dict) -> tuple[list[str], list[str]]:
+    """``node`` (a group or branches, maybe repeated) opened up, its bracket at ``col``,
+    and the comments that trail it."""
     core, postfix = _core(node)
     assert core is not None  # only a node with brackets is broken open
     after = ("]" if isinstance(core, A.Group) else ")") + postfix
     if isinstance(core, A.Group):
-        lines = _pack(_elements(core.body), col, col + 1, reserve + len(after), prefix="[")
+        lines, tail = _pack(_elements(core.body), col, col + 1, reserve + len(after), notes,
+                            prefix="[")
     else:
-        lines = _pack(_elements(core.items[0]), col, col + 1, 0, prefix="(")
+        lines, tail = _pack(_elements(core.items[0]), col, col + 1, 0, notes, prefix="(")
         sep = max(col - 1, 0)  # `+` / `|` one column left of the bracket: branches align
         for k, branch in enumerate(core.items[1:], 2):
+            if tail:
+                _emit(lines, tail, col + 1)
             room = reserve + len(after) if k == len(core.items) else 0
-            sub = _pack(_elements(branch), sep, sep + 2, room, prefix=core.op + " ")
+            sub, tail = _pack(_elements(branch), sep, sep + 2, room, notes,
+                              prefix=core.op + " ")
             lines.append(" " * sep + sub[0])
             lines.extend(sub[1:])
     lines[-1] += after
-    return lines
+    return lines, tail
 
 
 # --- one line ------------------------------------------------------------------------

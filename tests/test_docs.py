@@ -451,3 +451,17 @@ def test_design_rendered_error(snip: Snippet):
     assert d.span.end_col - d.span.col == len(carets.group())
     assert d.label == label
     assert list(d.notes) == notes
+
+
+def test_layer_names_list_every_kind_and_alias():
+    """§9.15 names every layer kind, each alias in parentheses after its kind, and no
+    other; §9.14 places every kind (activations as a group; INPUT is the input)."""
+    names = _section(r"9\.15 Layer names").strip().split("\n\n", 1)[0]
+    listed = re.findall(r"`([A-Z][A-Z0-9]*)`(?: \(`([A-Z][A-Z0-9]*)`\))?", names)
+    kinds = {s.name: s for s in LAYERS.values()}
+    assert [k for k, _ in listed] == list(dict.fromkeys(s.name for s in LAYERS.values()))
+    for kind, alias in listed:
+        assert (alias,) == kinds[kind].aliases[:1] or (not alias and not kinds[kind].aliases)
+    where = _section(r"9\.14 Which inputs")
+    for kind in kinds:
+        assert f"`{kind}`" in where or kinds[kind].family in ("act", "io"), kind

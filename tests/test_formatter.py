@@ -96,17 +96,22 @@ def test_blank_lines(source, expected):
     ("# head\nx = 1\n\n# about y\ny = 2  # two\n# end",
      "# head\nx = 1\n\n# about y\ny = 2  # two\n# end\n"),
     ("x = 1\n\n   # indented\n\n\ny = 2", "x = 1\n\n# indented\n\ny = 2\n"),
-    # a comment inside a statement stays after its top-level element and breaks the line
+    # a comment inside a statement stays after its element and breaks the line; inside
+    # brackets the bracket stays open, so that the comment keeps its place
     ("INPUT -> CONV  # first\n  -> RELU  # second\n  -> FC\n",
      "INPUT -> CONV  # first\n  -> RELU  # second\n  -> FC\n"),
     ("INPUT -> [CONV  # inner\n  -> RELU]*2 -> FC",
-     "INPUT -> [CONV -> RELU]*2  # inner\n  -> FC\n"),
+     "INPUT -> [CONV  # inner\n          -> RELU]*2 -> FC\n"),
+    ("x = ([CONV -> RELU]*  # count\n  2)", "x = [[CONV -> RELU]*2]  # count\n"),
+    ("x = (CONV -> BN  # main\n  + ID)  # residual",
+     "x = (CONV -> BN  # main\n   + ID)  # residual\n"),
     ("INPUT\n  # note\n  -> FC", "INPUT  # note\n  -> FC\n"),
     ("x =  # why\n  INPUT -> FC", "x = INPUT  # why\n  -> FC\n"),
     ("INPUT -> CONV ->  # after the arrow\n  FC", "INPUT -> CONV  # after the arrow\n  -> FC\n"),
     ("INPUT -> CONV  # a\n  # b\n  -> FC", "INPUT -> CONV  # a\n  # b\n  -> FC\n"),
-    # on the last element only one comment can trail; the others follow the statement
-    ("x = [CONV  # a\n  # b\n  -> RELU]  # c", "x = [CONV -> RELU]  # a\n# b\n# c\n"),
+    # on the last element only one comment can trail; the others follow it
+    ("x = [CONV  # a\n  # b\n  -> RELU]  # c", "x = [CONV  # a\n     # b\n     -> RELU]  # c\n"),
+    ("x = CONV -> RELU  # a\n  # b", "x = CONV -> RELU  # a\n# b\n"),
     ("n in (0  # low\n  )..3", "n in (0)..3  # low\n"),
     ("x = 2 #no space\n#\n#  spaced ", "x = 2  #no space\n#\n#  spaced\n"),
     ("x = 2  # a -> b # c", "x = 2  # a -> b # c\n"),
@@ -116,6 +121,23 @@ def test_comments(source, expected):
 
 
 # --- long lines ----------------------------------------------------------------------
+
+
+def test_a_chain_written_one_stage_per_line_stays_so():
+    text = ("net = INPUT(32x32x3)\n"
+            "  -> CONV(16, 3, p=1) -> RELU  # two on this line, as written\n"
+            "  -> POOL\n"
+            "  -> FC(10)\n")
+    assert fmt(text) == text
+    assert fmt(text.replace("\n  ->", " ->").replace("  # two on this line, as written", "")) \
+        == "net = INPUT(32x32x3) -> CONV(16, 3, p=1) -> RELU -> POOL -> FC(10)\n"
+
+
+def test_a_group_written_open_stays_open():
+    text = ("res(c) = (CONV(c, 3, p=1) -> BN -> RELU\n"
+            "          -> CONV(c, 3, p=1) -> BN\n"
+            "        + ID) -> RELU\n")
+    assert fmt(text) == text
 
 
 def test_long_chain_breaks_before_arrows_greedily():
@@ -273,3 +295,12 @@ def test_examples_are_in_the_canonical_layout(path):
     """`patternnet fmt --check examples/` passes: the examples are what fmt writes."""
     text = path.read_text(encoding="utf-8")
     assert format_source(text, str(path)) == text
+
+
+def test_the_documented_hand_layout_is_canonical():
+    """docs/language.md §15 shows a hand-laid file and says fmt leaves it alone."""
+    doc = (ROOT / "docs" / "language.md").read_text(encoding="utf-8")
+    after = doc.split("Where the layout is the writer's choice", 1)[1]
+    block = after.split("```pn\n", 1)[1].split("```", 1)[0]
+    assert "is already in the canonical layout" in after.split("```", 2)[2][:80]
+    assert fmt(block) == block
